@@ -323,3 +323,35 @@ def test_colour_frames_grey_frames_and_int8_with_a_count_run(tmp_path, capsys):
     assert main(["population", str(data / "imgs"), "--model", str(three), "--out", str(tmp_path / "q.csv")]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert "8 frames of one channel (grey) given to a count run of 3 channels (data.channels 3)" in err
+
+
+def test_an_unfinished_run_is_said_so_where_it_is_used(tmp_path, capsys):
+    """A run stopped after 1 of its recipe's 3 epochs (interrupted, or still training) was used without a word; a
+    run that train.early_stop ended is finished. (A segmentation run's card says it alike: the same card entry.)"""
+    import shutil
+    import warnings
+
+    from devolens.cli import main
+    from devolens.errors import StartWarning
+    from devolens.models import load
+
+    data = _data(tmp_path / "d")
+    run = _train(tmp_path, data, ["total"])
+    cfg = json.loads((run / "best.json").read_text())
+    cfg["recipe"]["train"]["epochs"] = 3
+    (run / "best.json").write_text(json.dumps(cfg))
+    with pytest.warns(StartWarning, match="the run trained 1 of the 3 epochs its recipe sets and did not finish"):
+        load(run)
+    capsys.readouterr()
+    assert main(["population", str(data / "imgs"), "--model", str(run), "--out", str(tmp_path / "p.csv")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "note: the run trained 1 of the 3 epochs its recipe sets and did not finish" in err
+    assert "did not finish" in " ".join(json.loads((tmp_path / "p.json").read_text())["notes"])
+    stopped = tmp_path / "stopped"
+    shutil.copytree(run, stopped)
+    record = json.loads((stopped / "run.json").read_text())
+    record["stopped_early"] = {"epoch": 0}
+    (stopped / "run.json").write_text(json.dumps(record))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StartWarning)
+        load(stopped)

@@ -126,7 +126,8 @@ class StartWarning(DevolensWarning):
     weights (``init: zoo:nuclei``) and none of whose epochs beat them on its validation set (its run.json's
     ``start``: ``not_beaten``): its best checkpoint scores lower than the model it started from. In the words
     ``devolens train`` and ``devolens models export`` say it (the card's ``trained["note"]``); the commands print
-    it as a ``note:`` line."""
+    it as a ``note:`` line. Also a run that did not train all the epochs its recipe sets (interrupted, or still
+    training: the card's ``trained["unfinished"]``)."""
 
 
 def ordinal(n: int) -> str:

@@ -460,6 +460,11 @@ def _epochs_said(record: dict, recipe: dict, best: object) -> dict:
     else:
         said = (f"the run trained {done} of the {planned} epochs its recipe's train.epochs sets (it stopped before "
                 "the end)")
+        if not record.get("stopped_early"):  # (train.early_stop ended it: finished as asked)
+            return {"epochs": done, "epochs_note": said, "unfinished": (
+                f"the run trained {done} of the {planned} epochs its recipe sets and did not finish (interrupted, or "
+                "still training): its best checkpoint so far is used; `devolens train` with --resume (the same "
+                "recipe, data and --out) trains the rest")}
     return {"epochs": done, "epochs_note": said}
 
 

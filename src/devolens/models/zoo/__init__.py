@@ -582,7 +582,9 @@ def check_weights(folder: str | Path, info: dict[str, Any], stacklevel: int = 2)
 
 
 def check_start(folder: str | Path | None, info: dict[str, Any], stacklevel: int = 2) -> None:
-    """Warn (:class:`StartWarning`) where ``folder`` is a training run that fine-tuned starting weights and no epoch
+    """Warn (:class:`StartWarning`) where ``folder`` is a training run that did not train all the epochs its recipe
+    sets (interrupted, or still training; not one that ``train.early_stop`` ended: ``trained["unfinished"]``), or
+    that fine-tuned starting weights and no epoch
     of which beat them (its card ``info``'s ``trained["note"]``, from run.json's ``start``:
     :func:`devolens.models.export._run_start`), or a model exported from such a run (its card.json keeps the note:
     whoever is given the folder is told too), in the words ``devolens train`` and ``models export`` say it; never
@@ -596,9 +598,10 @@ def check_start(folder: str | Path | None, info: dict[str, Any], stacklevel: int
     if shipped:
         return
     trained = info.get("trained")
-    said = trained.get("note") if isinstance(trained, dict) else None
-    if isinstance(said, str) and said:
-        warnings.warn(said, StartWarning, stacklevel=stacklevel + 1)
+    for key in ("note", "unfinished"):  # no epoch beat its start; it did not train all its epochs
+        said = trained.get(key) if isinstance(trained, dict) else None
+        if isinstance(said, str) and said:
+            warnings.warn(said, StartWarning, stacklevel=stacklevel + 1)
 
 
 def model_location(name_or_folder: str | Path) -> Path:
