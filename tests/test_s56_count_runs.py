@@ -355,3 +355,20 @@ def test_an_unfinished_run_is_said_so_where_it_is_used(tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("error", StartWarning)
         load(stopped)
+
+
+def test_frames_far_from_the_runs_shape_are_noted(total_run, tmp_path, capsys):
+    """A portrait frame given to a run trained on landscape frames was squashed without a word."""
+    from devolens.cli import main
+
+    run, data = total_run
+    turned = tmp_path / "turned"
+    turned.mkdir()
+    for i in range(3):
+        Image.fromarray(np.rot90(np.asarray(Image.open(data / "imgs" / f"emb{i}.png")))).save(turned / f"t{i}.png")
+    capsys.readouterr()
+    assert main(["population", str(turned), "--model", str(run), "--out", str(tmp_path / "p.csv")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "3 frames (the first 60x40 px, height x width) were squashed to the count run's input of 32x48 px" in err
+    assert main(["population", str(data / "imgs"), "--model", str(run), "--out", str(tmp_path / "q.csv")]) == 0
+    assert "squashed" not in capsys.readouterr().err  # 40x60 frames to 32x48: the same shape

@@ -3462,6 +3462,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         "frame" if source.names is None else "file"))
     # a count run of colour frames given grey ones: each repeated in its channels, not what it trained on
     df.attrs["grey_for_colour"] = (trained.grey, trained.channels) if trained is not None and trained.grey else None
+    df.attrs["squashed"] = (*trained.squashed, trained.size) if trained is not None and trained.squashed else None
     # segment nuclei's blobs-or-lines note: an input that looks inverted, or like membranes
     df.attrs["inverted_note"] = _population_inverted_note(judged.frames(), predictor,
                                                           reading["channels"] if reading else 0)
@@ -4185,6 +4186,12 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
              f"(data.channels {channels}): each was repeated in its {channels} channels; if the run trained on "
              "colour frames, its counts of these may be far off (give it colour frames, or train a run of "
              "data.channels: 1)")
+    if attrs.get("squashed"):
+        n, (h, w), (th, tw) = attrs["squashed"]
+        note(f"{_count(n, 'frame')} (the first {h}x{w} px, height x width) {'was' if n == 1 else 'were'} squashed to "
+             f"the count run's input of {th}x{tw} px, far from {'its' if n == 1 else 'their'} shape: the run's "
+             "training frames were resized alike, so frames of another shape (turned a quarter, cropped) read "
+             "unlike them; give frames framed as those were")
     from devolens.predict.population import COLUMNS  # (the seven letters and total)
 
     if set(COLUMNS) <= set(attrs.get("regressed") or ()):

@@ -1261,6 +1261,11 @@ class PopulationPredictor:
         return smooth_populations(df)
 
 
+#: a count run's frame whose aspect ratio (width / height) is this many times its data.size's, or less than its
+#: inverse, is squashed out of shape by the resizing to data.size (its training frames were all resized alike): noted
+SQUASH_RATIO = 1.25
+
+
 class _TrainedFrames:
     """A count run's frame preparation (its card's ``input.as_trained``: :func:`devolens.models.export.count_card`):
     :class:`~devolens.data.datasets.PopulationDataset`'s own, without augmentation (the channel the run read, its
@@ -1276,7 +1281,9 @@ class _TrainedFrames:
         # pad_multiple 2: the training engine's for the population task (trainer.make_dataset: 2 ** 1)
         self._base = _Base(self.channels, None if size is None else tuple(size), spec.get("normalize", "dtype"),
                            pad_multiple=2, scale=float(spec.get("scale") or 1.0), channel=self.channel)
+        self.size = None if size is None else (int(size[0]), int(size[1]))
         self.grey = 0  # frames of one channel given to a run of three (each repeated in its three channels)
+        self.squashed: list = []  # (count, first shape): frames resized to data.size far from its aspect ratio
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         from devolens.data.datasets import select_channel
@@ -1284,6 +1291,11 @@ class _TrainedFrames:
         arr = np.asarray(image)
         if self.channels > 1 and self.channel is None and (arr.ndim == 2 or arr.shape[-1] == 1):
             self.grey += 1
+        if self.size is not None and arr.ndim >= 2 and min(arr.shape[:2]) > 0:
+            ratio = (arr.shape[1] / arr.shape[0]) / (self.size[1] / self.size[0])
+            if not 1 / SQUASH_RATIO <= ratio <= SQUASH_RATIO:  # (a portrait frame given to a landscape run...)
+                self.squashed = [self.squashed[0] + 1 if self.squashed else 1,
+                                 self.squashed[1] if self.squashed else tuple(arr.shape[:2])]
         img = select_channel(arr, self.channel, None, self.channels)
         return self._base._prepare(img, None, 0)[0]
 
