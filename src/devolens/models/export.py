@@ -596,8 +596,6 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
         scale = check_scale(inp.get("scale") or 1.0, "best.json: input.scale", path=run)
     distance = bool((recipe.get("model") or {}).get("distance_head"))
     head = ("three_class_distance" if distance else "three_class") if target == "boundary" else "foreground"
-    metrics = {k: round(float(v), 4) for k, v in (cfg.get("metrics") or {}).items()
-               if k.startswith("val_") and isinstance(v, (int, float))}
     # the channel the run trained on (data.channel): a colour's name or max/mean is the predictors' own channel
     # option, and so is an index 0..2 on colour images (training takes it as red, green, blue of an RGB image); a
     # stack's C axis is chosen where the stack is read (segment --channel N), as the run's notes say
@@ -621,13 +619,10 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
              + ("1st..99.8th percentile -> 0..1" if norm == "percentile" else "the input type's range -> 0..1 "
                 "(uint8 / 255, uint16 / 65535; floats clipped to 0..1)"))
     post, post_note = _run_postprocess(recipe, kind, distance)
-    training_data, command, made = _run_provenance(run, record, recipe, cfg.get("epoch"))
-    limits = ("Measured only on the training run's validation split. No size model and no reference object "
-              "size: --diameter does not apply; give images at the magnification 'scale' assumes (or export "
-              "again with another --scale). No int8 calibration: CPUs run it in bf16.")
-    misled = _score_notes(record)
-    if misled:  # the run's own word that its validation split flatters it: the metrics above cannot be taken as read
-        limits += " The run noted: " + " ".join(f"{n[0].upper()}{n[1:]}." for n in misled)
+    told = _run_told(run, cfg, record, "Measured only on the training run's validation split. No size model and no "
+                     "reference object size: --diameter does not apply; give images at the magnification 'scale' "
+                     "assumes (or export again with another --scale). No int8 calibration: CPUs run it in bf16.")
+    limits = told.pop("limits")
     return {
         "name": run.name,
         "task": kind,
@@ -644,16 +639,32 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
                           "steps": steps},
         "postprocess": post,
         **({"postprocess_note": post_note} if post_note else {}),
+        **told,  # (limits last, after the headline, as a card has them)
+        "headline": [k for k in ("val_f1", "val_dice", "val_iou") if k in told["metrics"]],
+        "limits": limits,
+    }
+
+
+def _run_told(run: Path, cfg: dict, record: dict, limits: str) -> dict:
+    """What a run's card says of how it was made, in the card's order (:func:`card_from_run`, :func:`count_card`):
+    ``training_data``, the ``recipe`` itself (best.json holds it as trained: the card says it wherever the folder
+    goes), ``command``, ``trained``, its validation ``metrics`` and their heading, and ``limits`` (the card's
+    ``limits`` text, with the run's own notes that its validation split flatters it)."""
+    recipe = cfg.get("recipe") or {}
+    training_data, command, made = _run_provenance(run, record, recipe, cfg.get("epoch"))
+    misled = _score_notes(record)
+    if misled:  # the run's own word that its validation split flatters it: the metrics above cannot be taken as read
+        limits += " The run noted: " + " ".join(f"{n[0].upper()}{n[1:]}." for n in misled)
+    return {
         "training_data": training_data,
-        # the recipe itself (best.json holds it as trained): the card says it wherever the folder goes
         "recipe": recipe if recipe else str(run / "recipe.yaml"),
         "command": command,
         "trained": {"run": str(run.resolve()), "epoch": cfg.get("epoch"), "monitor": cfg.get("monitor"),
                     "value": cfg.get("value"), **_run_start(record, cfg), **made,
                     **_epochs_said(record, recipe, cfg.get("epoch"))},
-        "metrics": metrics,
+        "metrics": {k: round(float(v), 4) for k, v in (cfg.get("metrics") or {}).items()
+                    if k.startswith("val_") and isinstance(v, (int, float))},
         "metrics_heading": "Metrics (the run's own validation split at its best epoch, not held-out data)",
-        "headline": [k for k in ("val_f1", "val_dice", "val_iou") if k in metrics],
         "limits": limits,
     }
 
@@ -664,7 +675,7 @@ def count_card(run: Path, cfg: dict) -> dict:
     the run's training frames were (``input``: its ``data.channels``, ``channel``, ``scale``, ``size`` and
     ``normalize``, read by :class:`~devolens.data.datasets.PopulationDataset`'s own preparation) and whose outputs are
     the run's ``data.counts``."""
-    recipe, inp, model = cfg.get("recipe") or {}, cfg.get("input") or {}, cfg.get("model") or {}
+    inp, model = cfg.get("input") or {}, cfg.get("model") or {}
     counts = inp.get("counts")
     size = inp.get("size")
     if not (isinstance(counts, list) and counts and all(isinstance(c, str) for c in counts)):
@@ -683,10 +694,6 @@ def count_card(run: Path, cfg: dict) -> dict:
 
     if norm not in SCHEMA["data"]["normalize"].choices:
         raise DevolensError(f"best.json: input.normalize is {norm!r}: a damaged run?", path=run)
-    record = _run_record(run)
-    training_data, command, made = _run_provenance(run, record, recipe, cfg.get("epoch"))
-    metrics = {k: round(float(v), 4) for k, v in (cfg.get("metrics") or {}).items()
-               if k.startswith("val_") and isinstance(v, (int, float))}
     picked = inp.get("channel")
     resized = (f"resized to {size[0]}x{size[1]} px (height x width, the frame's aspect not kept)" if size else
                f"resized by {float(scale):g}" if float(scale) != 1.0 else "at its own size")
@@ -699,9 +706,8 @@ def count_card(run: Path, cfg: dict) -> dict:
               "were; no size model (--diameter does not apply) and no developmental clock (--clock). Counts the run "
               f"does not regress are left empty ({', '.join(counts)} regressed)"
               + ("; the total is the sum of the seven letters" if set("AEMPCDZ") <= set(counts) else "") + ".")
-    misled = _score_notes(record)
-    if misled:
-        limits += " The run noted: " + " ".join(f"{n[0].upper()}{n[1:]}." for n in misled)
+    told = _run_told(run, cfg, _run_record(run), limits)
+    limits = told.pop("limits")
     return {
         "name": run.name,
         "task": "population",
@@ -715,15 +721,8 @@ def count_card(run: Path, cfg: dict) -> dict:
                   "size": size, "as_trained": {"channels": int(channels), "channel": picked, "size": size,
                                                "scale": float(scale), "normalize": norm}},
         "preprocessing": {"channel": "as_trained", "steps": steps},
-        "training_data": training_data,
-        "recipe": recipe if recipe else str(run / "recipe.yaml"),
-        "command": command,
-        "trained": {"run": str(run.resolve()), "epoch": cfg.get("epoch"), "monitor": cfg.get("monitor"),
-                    "value": cfg.get("value"), **_run_start(record, cfg), **made,
-                    **_epochs_said(record, recipe, cfg.get("epoch"))},
-        "metrics": metrics,
-        "metrics_heading": "Metrics (the run's own validation split at its best epoch, not held-out data)",
-        "headline": [k for k in ("val_mae",) if k in metrics],  # (val_count_mae: val_mae_total again)
+        **told,
+        "headline": [k for k in ("val_mae",) if k in told["metrics"]],  # (val_count_mae: val_mae_total again)
         "limits": limits,
     }
 
