@@ -372,3 +372,64 @@ def test_frames_far_from_the_runs_shape_are_noted(total_run, tmp_path, capsys):
     assert "3 frames (the first 60x40 px, height x width) were squashed to the count run's input of 32x48 px" in err
     assert main(["population", str(data / "imgs"), "--model", str(run), "--out", str(tmp_path / "q.csv")]) == 0
     assert "squashed" not in capsys.readouterr().err  # 40x60 frames to 32x48: the same shape
+
+
+def test_the_library_refuses_what_a_count_run_cannot_take(total_run, tmp_path):
+    """load(RUN, ...) ignored unknown or wrong options without a word; a card edited by hand gave tracebacks; a call's
+    own diameter was refused in a nuclei model's words."""
+    import shutil
+
+    from devolens.io.images import read_image
+    from devolens.models import load
+
+    run, data = total_run
+    with pytest.raises(DevolensError, match="unknown option 'bogus'"):
+        load(run, bogus=1)
+    with pytest.raises(DevolensError, match="precision must be"):
+        load(run, precision="fp64")
+    with pytest.raises(DevolensError, match="batch_size must be at least 1"):
+        load(run, batch_size=0)
+    with pytest.raises(DevolensError, match="device"):
+        load(run, device="tpu")
+    frame = read_image(data / "imgs" / "emb0.png")
+    with pytest.raises(DevolensError, match="diameter=20 does not apply to a count regressor"):
+        load(run).predict(frame, diameter=20)
+    assert load(run).predict(frame, diameter=None)["total"] >= 0  # (frames as they are: what it reads anyway)
+    from devolens.cli import main
+
+    assert main(["models", "export", str(run), "--to", str(tmp_path / "ex")]) == 0
+    for edit, said in [(lambda c: c["input"].update(as_trained="max"), "input.as_trained is str 'max', not a mapping"),
+                       (lambda c: c["input"]["as_trained"].update(size=[0, -5]), "input.as_trained.size is [0, -5]"),
+                       (lambda c: c["input"]["as_trained"].update(size=[64]), "input.as_trained.size is [64]"),
+                       (lambda c: c["input"]["as_trained"].update(channel="purple"), "channel is 'purple'"),
+                       (lambda c: c["input"]["as_trained"].update(channels=2), "channels is 2 (1 or 3)"),
+                       (lambda c: c["input"]["as_trained"].update(scale=-1), "scale must be a number"),
+                       (lambda c: c["input"].pop("as_trained"), "input.as_trained is NoneType"),
+                       (lambda c: c.update(outputs=["total", "A"]), "outputs ['total', 'A'] do not name")]:
+        folder = tmp_path / "edited"
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(tmp_path / "ex", folder)
+        card = json.loads((folder / "card.json").read_text())
+        edit(card)
+        (folder / "card.json").write_text(json.dumps(card))
+        with pytest.raises(DevolensError, match=said.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+            load(folder)
+
+
+def test_evaluate_says_a_frame_listed_twice_and_an_exported_folder(total_run, tmp_path, capsys):
+    import shutil
+
+    from devolens.cli import main
+
+    run, data = total_run
+    twice = tmp_path / "twice"
+    shutil.copytree(data, twice)
+    df = pd.read_csv(twice / "frames.csv")
+    pd.concat([df, df.iloc[[2]]]).to_csv(twice / "frames.csv", index=False)
+    assert main(["evaluate", str(run), "--data", str(twice), "--json", str(tmp_path / "e.json")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "1 row of frames.csv lists a frame listed before (e.g. imgs/emb2.png): each row is scored" in err
+    assert main(["models", "export", str(run), "--to", str(tmp_path / "ex")]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "ex"), "--data", str(data)]) != 0
+    assert "a model folder (card.json), not a training run" in " ".join(capsys.readouterr().err.split())

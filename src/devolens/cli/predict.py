@@ -3391,7 +3391,14 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         if monotone or clock else None
     if monotone:
         read = df["total"].to_numpy(np.float64)
-        df, left_out = robust_monotone(predictor.smooth, df, kept if timed is None else timed[0], signals,
+        smooth = predictor.smooth
+        if getattr(predictor, "method", None) == "regressor" and "total" in (getattr(predictor, "outputs", ()) or ()):
+            import functools
+
+            from devolens.predict.postprocess import smooth_populations
+
+            smooth = functools.partial(smooth_populations, own_total=True)  # (its own total: not the letters' sum)
+        df, left_out = robust_monotone(smooth, df, kept if timed is None else timed[0], signals,
                                        no_signal=no_signal)
         # how far the fit lies from the readings: the frames with one, the implausible ones too (as --clock measures
         # its fit: leaving them out, a movie of two embryos' frames interleaved left half out and lay 2 % off)

@@ -669,6 +669,38 @@ def _run_told(run: Path, cfg: dict, record: dict, limits: str) -> dict:
     }
 
 
+def trained_frames(inp: object, where: Path, what: str, damaged: str = "") -> dict:
+    """How a count run's frames were prepared (``channels``, ``channel``, ``size``, ``scale``, ``normalize``), read
+    from ``inp`` (its best.json's ``input``, or a card's ``input.as_trained``: ``what`` names it in errors, which name
+    the file ``where`` and end with ``damaged``), each checked: a :class:`DevolensError` in one line for a value the
+    training engine cannot have written (a card edited by hand)."""
+    from devolens.data.datasets import CHANNEL_NAMES
+    from devolens.train.recipe import SCHEMA
+
+    if not isinstance(inp, dict):
+        raise DevolensError(f"{what} is {type(inp).__name__} {inp!r}, not a mapping{damaged}", path=where)
+    size = inp.get("size")
+    if size is not None and not (isinstance(size, list) and len(size) == 2
+                                 and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 8192
+                                         for v in size)):
+        raise DevolensError(f"{what}.size is {size!r}, not the (height, width) the run's frames were resized to (or "
+                            f"null){damaged}", path=where)
+    channels = inp.get("channels", 1)
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise DevolensError(f"{what}.channels is {channels!r} (1 or 3){damaged}", path=where)
+    scale = check_scale(inp.get("scale", 1.0), f"{what}.scale", path=where)
+    norm = inp.get("normalize", "dtype")
+    if norm not in SCHEMA["data"]["normalize"].choices:
+        raise DevolensError(f"{what}.normalize is {norm!r} (one of {', '.join(SCHEMA['data']['normalize'].choices)})"
+                            f"{damaged}", path=where)
+    channel = inp.get("channel")
+    index = isinstance(channel, int) and not isinstance(channel, bool) and channel >= 0
+    if not (channel is None or index or channel in CHANNEL_NAMES):
+        raise DevolensError(f"{what}.channel is {channel!r} (null, a channel's index or one of "
+                            f"{', '.join(CHANNEL_NAMES)}){damaged}", path=where)
+    return {"channels": int(channels), "channel": channel, "size": size, "scale": float(scale), "normalize": norm}
+
+
 def count_card(run: Path, cfg: dict) -> dict:
     """The card of a count run's best checkpoint (``task: population``, best.json ``cfg``): a
     :class:`~devolens.predict.population.PopulationPredictor` of method ``regressor`` whose frames are prepared as
@@ -677,24 +709,11 @@ def count_card(run: Path, cfg: dict) -> dict:
     the run's ``data.counts``."""
     inp, model = cfg.get("input") or {}, cfg.get("model") or {}
     counts = inp.get("counts")
-    size = inp.get("size")
     if not (isinstance(counts, list) and counts and all(isinstance(c, str) for c in counts)):
         raise DevolensError(f"best.json: input.counts is {counts!r}, not the list of counts the run regresses: a "
                             "damaged run?", path=run)
-    if size is not None and not (isinstance(size, list) and len(size) == 2
-                                 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
-        raise DevolensError(f"best.json: input.size is {size!r}, not the (height, width) the run's frames were "
-                            "resized to (or null): a damaged run?", path=run)
-    channels = inp.get("channels") or 1
-    if channels not in (1, 3):
-        raise DevolensError(f"best.json: input.channels is {channels!r} (1 or 3): a damaged run?", path=run)
-    scale = check_scale(inp.get("scale") or 1.0, "best.json: input.scale", path=run)
-    norm = inp.get("normalize", "dtype")
-    from devolens.train.recipe import SCHEMA
-
-    if norm not in SCHEMA["data"]["normalize"].choices:
-        raise DevolensError(f"best.json: input.normalize is {norm!r}: a damaged run?", path=run)
-    picked = inp.get("channel")
+    spec = trained_frames(inp, run, "best.json: input", ": a damaged run?")
+    size, channels, scale, norm, picked = (spec[k] for k in ("size", "channels", "scale", "normalize", "channel"))
     resized = (f"resized to {size[0]}x{size[1]} px (height x width, the frame's aspect not kept)" if size else
                f"resized by {float(scale):g}" if float(scale) != 1.0 else "at its own size")
     steps = (("its channel " + repr(picked) if picked is not None else
@@ -705,7 +724,9 @@ def count_card(run: Path, cfg: dict) -> dict:
               f"were (the whole frame {resized}): give frames framed and magnified as those "
               "were; no size model (--diameter does not apply) and no developmental clock (--clock). Counts the run "
               f"does not regress are left empty ({', '.join(counts)} regressed)"
-              + ("; the total is the sum of the seven letters" if set("AEMPCDZ") <= set(counts) else "") + ".")
+              + ("; the total is the sum of the seven letters" if set("AEMPCDZ") <= set(counts)
+                 and "total" not in counts else "; the total is its own total output (the letters need not add up to "
+                 "it)" if set("AEMPCDZ") <= set(counts) else "") + ".")
     told = _run_told(run, cfg, _run_record(run), limits)
     limits = told.pop("limits")
     return {
@@ -717,9 +738,9 @@ def count_card(run: Path, cfg: dict) -> dict:
         "weights_file": "best.safetensors",
         "architecture": model,
         "outputs": list(counts),
-        "input": {"channels": "HxW grey or HxWx3 RGB, any size (resized to the run's input size)",
-                  "size": size, "as_trained": {"channels": int(channels), "channel": picked, "size": size,
-                                               "scale": float(scale), "normalize": norm}},
+        "input": {"channels": "HxW grey or HxWx3 RGB, any size" + (" (resized to the run's input size)" if size
+                                                                      else ""),
+                  "size": size, "as_trained": spec},
         "preprocessing": {"channel": "as_trained", "steps": steps},
         **told,
         "headline": [k for k in ("val_mae",) if k in told["metrics"]],  # (val_count_mae: val_mae_total again)

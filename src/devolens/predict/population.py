@@ -610,14 +610,24 @@ class PopulationPredictor:
                 **_diameter_settings(diameter, nuclei),  # resize, auto, scale_known, diameter
                 clock=(arrays["clock_tau"], arrays["clock_log_total"]) if "clock_tau" in arrays else None, **extra,
             )
-        as_trained = (card.get("input") or {}).get("as_trained")  # a count run of the user's (export.count_card)
-        diameter = options.get("diameter")
-        if diameter is not None:
-            shown = format(diameter, "g") if isinstance(diameter, (int, float)) else diameter
-            said = f"--diameter {shown}" if command_running() else f"diameter={diameter!r}"
-            raise DevolensError(f"{said} does not apply to a count regressor: it reads each whole frame resized to its "
-                                "input size, as its training frames were (give frames framed and magnified as those; "
-                                "leave the diameter out)", path=folder)
+        inp = card.get("input") if isinstance(card.get("input"), dict) else {}
+        as_trained = inp.get("as_trained")  # a count run of the user's (export.count_card)
+        unknown = sorted(set(options) - set(REGRESSOR_OPTIONS))
+        if unknown:  # (load() words it: "unknown option ...; see help(...)")
+            raise TypeError(f"from_zoo() got an unexpected keyword argument '{unknown[0]}'")
+        from devolens.predict.devices import check_backend, check_precision, resolve_device
+
+        check_precision(options.get("precision", "auto"))
+        check_backend(options.get("backend", "torch"))
+        resolve_device(options.get("device", "cpu"))  # (refused where it cannot run; the regressor runs on the CPU)
+        if isinstance(options.get("batch_size"), bool) or int(options.get("batch_size", 8)) < 1:
+            raise DevolensError(f"batch_size must be at least 1, got {options.get('batch_size')!r}")
+        if as_trained is not None or "as_trained" in inp or pre_channel(card) == "as_trained":
+            from devolens.models.export import trained_frames
+
+            as_trained = trained_frames(as_trained, folder / "card.json", "card.json: input.as_trained")
+        if options.get("diameter") is not None:
+            raise _no_diameter(options["diameter"], folder)
         if as_trained is not None and options.get("channel") is not None:
             said = "--color" if command_running() else "channel"
             picked = as_trained.get("channel")
@@ -627,8 +637,14 @@ class PopulationPredictor:
                                 f"frames were read ({how})", path=folder)
         model = load_zoo_network(folder, card)
         pre = card.get("preprocessing", {})
+        outputs = card.get("outputs", list(COLUMNS))
+        given = (card.get("architecture") or {}).get("outputs")
+        if not (isinstance(outputs, list) and outputs and all(isinstance(o, str) for o in outputs)) \
+                or (given is not None and given != len(outputs)):
+            raise DevolensError(f"card.json: outputs {outputs!r} do not name the network's {given} outputs (a list of "
+                                "count names, one per output)", path=folder / "card.json")
         return cls(
-            "regressor", network=model, outputs=card.get("outputs", list(COLUMNS)), batch_size=batch_size,
+            "regressor", network=model, outputs=outputs, batch_size=batch_size,
             card=card, input_size=tuple(card.get("input", {}).get("size") or (256, 384)),
             channel=pre.get("channel", "auto"), percentiles=tuple(pre.get("percentiles", (1.0, 99.8))),
             fast=regressor_fast, outliers=float(pre.get("outliers", 0.0)), as_trained=as_trained,
@@ -804,6 +820,10 @@ class PopulationPredictor:
         own setting given again), else a view of it at ``diameter`` (:func:`_diameter_settings`, checked as
         :meth:`from_zoo` checks it), sharing its models, which leaves this one as it is."""
         if diameter is OWN_DIAMETER:
+            return self
+        if self.method == "regressor":  # (no size model: frames are read as they are, or refused in words)
+            if diameter is not None:
+                raise _no_diameter(diameter)
             return self
         settings = _diameter_settings(_checked_diameter(diameter, getattr(self.nuclei, "diameter_ref", None)),
                                       self.nuclei)
@@ -1264,6 +1284,26 @@ class PopulationPredictor:
 #: a count run's frame whose aspect ratio (width / height) is this many times its data.size's, or less than its
 #: inverse, is squashed out of shape by the resizing to data.size (its training frames were all resized alike): noted
 SQUASH_RATIO = 1.25
+
+
+def _no_diameter(diameter, folder: Path | None = None) -> DevolensError:
+    """The refusal of a ``diameter`` (``--diameter``) given to a count regressor, which has no size model."""
+    shown = format(diameter, "g") if isinstance(diameter, (int, float)) else diameter
+    said = f"--diameter {shown}" if command_running() else f"diameter={diameter!r}"
+    return DevolensError(f"{said} does not apply to a count regressor: it reads each frame as its training frames "
+                         "were read, with no size model (give frames framed and magnified as those; leave the diameter "
+                         "out)", path=folder)
+
+
+#: the options a count regressor's :meth:`PopulationPredictor.from_zoo` takes (``diameter`` and a count run's
+#: ``channel`` only to refuse them in words)
+REGRESSOR_OPTIONS = ("batch_size", "fast", "precision", "backend", "device", "diameter", "channel")
+
+
+def pre_channel(card: dict) -> object:
+    """A card's ``preprocessing.channel`` (None where it has none)."""
+    pre = card.get("preprocessing")
+    return pre.get("channel") if isinstance(pre, dict) else None
 
 
 class _TrainedFrames:

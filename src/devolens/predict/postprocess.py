@@ -2030,7 +2030,8 @@ def monotone_nondecreasing(values: np.ndarray, weights: np.ndarray | None = None
     return np.repeat(np.asarray(means), count)
 
 
-def smooth_populations(df: pd.DataFrame, letters: tuple[str, ...] = ("A", "E", "M", "P", "C", "D", "Z")) -> pd.DataFrame:
+def smooth_populations(df: pd.DataFrame, letters: tuple[str, ...] = ("A", "E", "M", "P", "C", "D", "Z"),
+                       own_total: bool = False) -> pd.DataFrame:
     """Monotone smoothing of per-frame population counts (populations do not fall).
 
     Each letter's column is replaced by its isotonic (non-decreasing) fit over the rows in
@@ -2040,7 +2041,8 @@ def smooth_populations(df: pd.DataFrame, letters: tuple[str, ...] = ("A", "E", "
     :meth:`~devolens.predict.population.PopulationPredictor.predict_batch` leaves its row) are left out of the fit
     and stay NaN, the other rows fitted as if they were absent (a NaN read as 0 in the sum pulled the totals before
     it down); so is the ``total`` of a row with a letter empty. Where a letter's column holds no count at all (a count
-    model that regresses the total, or some letters, only), or there are no letters, ``total`` is fitted on its own.
+    model that regresses the total, or some letters, only), or there are no letters, ``total`` is fitted on its own;
+    so it is with ``own_total`` (a count model's own total output, which its letters need not add up to).
 
     Parameters
     ----------
@@ -2059,7 +2061,7 @@ def smooth_populations(df: pd.DataFrame, letters: tuple[str, ...] = ("A", "E", "
         vals = out[letter].to_numpy(dtype=np.float64)
         out[letter] = _monotone_skipping_nan(vals, falling=letter == "P")
     present = [c for c in letters if c in out.columns]
-    if "total" in out.columns and present and all(out[c].notna().any() for c in present):
+    if "total" in out.columns and present and not own_total and all(out[c].notna().any() for c in present):
         # the total never falls either (P4 -> Z2/Z3 adds a cell): isotonic fit of the sum (none where a letter is empty)
         sums = out[present].sum(axis=1).to_numpy(dtype=np.float64, copy=True)
         sums[out[present].isna().any(axis=1).to_numpy()] = np.nan

@@ -410,6 +410,9 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
     where = resolve_device(device, "device")  # before any work: a GPU asked for where there is none
     run = Path(run)
     best = run / "best.safetensors"
+    if not best.exists() and (run / "card.json").is_file():  # an exported model folder: its run, or --weights
+        raise DevolensError("a model folder (card.json), not a training run: give the run it was exported from as "
+                            "RUN (its card's trained.run) and this folder as --weights FOLDER", path=run)
     if not best.exists():
         raise DevolensError("no best.safetensors in this run (was it trained?)", path=run)
     model, cfg = load_model(best)
@@ -482,6 +485,10 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
         check_counts_folder(data, rec, scoring=True)
         df = index_dataset(data, scoring=True)
         attrs = dict(df.attrs)
+        if rec["task"] == "population":  # a frame listed twice is scored twice: said, as training says it
+            from devolens.train.trainer import frames_table_notes
+
+            notes += frames_table_notes(df, scoring=True)
         if rec["data"].get("drop_artifacts") and "artifact" in df.columns:
             from devolens.train.trainer import artifact_rows
 

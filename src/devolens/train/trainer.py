@@ -236,16 +236,18 @@ def check_counts_folder(data_dir: str | Path, recipe: dict, scoring: bool = Fals
                         f"(columns {counts}: the recipe's data.counts); no masks are needed", path=folder)
 
 
-def frames_table_notes(df: pd.DataFrame) -> list[str]:
+def frames_table_notes(df: pd.DataFrame, scoring: bool = False) -> list[str]:
     """Notes on rows of a frames.csv (:func:`devolens.data.datasets.index_dataset`'s rows) that train other than a
-    hand-written table may mean: a frame listed twice trains twice; frames without an ``embryo`` share one group."""
+    hand-written table may mean: a frame listed twice trains twice; frames without an ``embryo`` share one group.
+    ``scoring``: evaluate's (a frame listed twice is scored twice; the split is not made)."""
     notes = []
     twice = df["sample"].duplicated()
     if twice.any():
         n = int(twice.sum())
         notes.append(f"{n} row{'s' if n != 1 else ''} of frames.csv list{'' if n != 1 else 's'} a frame listed before "
-                     f"(e.g. {df['sample'][twice].iloc[0]}): each row trains, so such a frame counts twice")
-    if "embryo" in df.columns:
+                     f"(e.g. {df['sample'][twice].iloc[0]}): each row {'is scored' if scoring else 'trains'}, so such "
+                     "a frame counts twice")
+    if "embryo" in df.columns and not scoring:
         none = df["embryo"].isna() | (df["embryo"].astype(str).str.strip() == "")
         if none.any() and not none.all():
             n = int(none.sum())
