@@ -433,3 +433,41 @@ def test_evaluate_says_a_frame_listed_twice_and_an_exported_folder(total_run, tm
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "ex"), "--data", str(data)]) != 0
     assert "a model folder (card.json), not a training run" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_run_of_letters_and_total_keeps_its_own_total_with_monotone(tmp_path, capsys):
+    """--monotone replaced a run's own total by the fit of its letters' sum (the note said the total was its own)."""
+    from devolens.cli import main
+    from devolens.predict.postprocess import smooth_populations
+
+    data = _data(tmp_path / "d")
+    run = _train(tmp_path, data, LETTERS + ["total"])
+    capsys.readouterr()
+    assert main(["population", str(data / "imgs"), "--model", str(run), "--out", str(tmp_path / "p.csv")]) == 0
+    assert "the total is the model's own total output" in " ".join(capsys.readouterr().err.split())
+    assert main(["population", str(data / "imgs"), "--model", str(run), "--out", str(tmp_path / "m.csv"),
+                 "--monotone"]) == 0
+    raw, fitted = pd.read_csv(tmp_path / "p.csv"), pd.read_csv(tmp_path / "m.csv")
+    own = smooth_populations(raw[["total"]])["total"].to_numpy()
+    assert np.allclose(fitted["total"], own, atol=0.02)
+    from devolens.models.zoo import card
+
+    assert "the total is its own total output" in card(run)["limits"]
+
+
+def test_a_count_run_of_one_colour_channel_is_told_how_population_reads_it(tmp_path, capsys):
+    """train's note on data.channel told a count run to `devolens segment ... --color green`, which population
+    refuses for it."""
+    data = _data(tmp_path / "d")
+    for f in (data / "imgs").iterdir():
+        grey = np.asarray(Image.open(f))
+        Image.fromarray(np.stack([grey // 4, grey, grey // 2], axis=-1)).save(f)
+    capsys.readouterr()
+    run = _train(tmp_path, data, ["total"], channel="green")
+    said = capsys.readouterr()
+    text = " ".join((said.out + said.err).split())
+    assert ("data.channel green: the network learns from that channel of each image; `devolens population --model "
+            "RUN` reads frames so by itself") in text and "--color" not in text
+    from devolens.models import load
+
+    assert load(run).as_trained.reads == "green"

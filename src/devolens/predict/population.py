@@ -389,7 +389,9 @@ def _total_regressor(arrays: dict, spec: dict, path: Path):
 class PopulationPredictor:
     """Frame -> non-negative counts of the population letters A, E, M, P, C, D, Z and total.
 
-    Build it with :meth:`from_zoo` (``devolens.models.load("population")``).
+    Build it with :meth:`from_zoo` (``devolens.models.load("population")``; ``load(RUN)`` of a count run of your own,
+    ``devolens train`` of ``task: population``, builds one of method ``regressor`` whose frames are prepared as the
+    run's training frames were: ``as_trained``, and whose rows leave the columns it does not regress empty).
 
     Parameters
     ----------

@@ -505,7 +505,8 @@ def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | Non
                    "no or false is a clean frame; data.drop_artifacts: false keeps them all)") if n_artifacts else ""
         raise DevolensError(f"need at least {1 if segmentation else 2} sample{'' if segmentation else 's'} to train "
                             f"and validate, found {len(df)}{dropped}", path=data_dir)
-    notes += check_images(df, d.get("channel"), d["normalize"], channels=int(d["channels"]))
+    notes += check_images(df, d.get("channel"), d["normalize"], channels=int(d["channels"]),
+                          counts=recipe["task"] == "population")
     if df.attrs.get("layout") == "render":
         kind_note = render_kind_note(recipe, data_dir)
         if kind_note:
@@ -711,11 +712,12 @@ DIM_UINT16 = 65535 // 8
 
 
 def check_images(df: pd.DataFrame, channel: int | str | None = None, normalize: str = "dtype",
-                 limit: int = IMAGES_CHECKED, channels: int = 1) -> list[str]:
+                 limit: int = IMAGES_CHECKED, channels: int = 1, counts: bool = False) -> list[str]:
     """Read a few of the training images before training (``limit``, evenly spaced over the table's images):
     a multi-channel image without ``data.channel`` (or a channel it lacks) is refused now, naming the file
     (:func:`devolens.data.datasets.select_channel`; the others when the first epoch reads them). Noted: the
-    channel ``data.channel`` picks, with the ``devolens segment`` option that picks the same, and, with
+    channel ``data.channel`` picks, with the ``devolens segment`` option that picks the same (``counts``: a count
+    run's, which ``devolens population`` reads so by itself), and, with
     ``normalize`` ``dtype``, 16-bit images whose values stay below :data:`DIM_UINT16` (12-bit camera data,
     which dtype scaling leaves near black).
 
@@ -764,7 +766,12 @@ def check_images(df: pd.DataFrame, channel: int | str | None = None, normalize: 
         by_itself = ("a run used as a model (--model RUN, load(RUN)) reads colour images so by itself, a stack's "
                      "channels only with --channel" if isinstance(channel, str) else
                      "a run used as a model (--model RUN) does not pick a stack's channel by itself")
-        notes.append(f"data.channel {channel}: the network learns from {what}; segment with the same{how}: {by_itself}")
+        if counts:  # a count run reads each frame's channel itself (devolens population has no --color for it)
+            notes.append(f"data.channel {channel}: the network learns from {what}; `devolens population --model RUN` "
+                         "reads frames so by itself" + (", a stack's channels with --channel" if multi else ""))
+        else:
+            notes.append(f"data.channel {channel}: the network learns from {what}; segment with the same{how}: "
+                         f"{by_itself}")
     if normalize == "dtype" and uint16 and top < DIM_UINT16:
         notes.append(f"the images are 16-bit with values up to {top} only (of 65535: 12-bit camera data?), and "
                      "data.normalize is dtype (the default where a recipe leaves it out), which divides by 65535: "

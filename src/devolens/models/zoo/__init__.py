@@ -370,8 +370,11 @@ def load(name: str | Path, **options: Any):
     ----------
     name : str or Path
         A shipped model's name, e.g. ``"nuclei"`` (see :func:`available`), or the folder of a
-        model of your own: a segmentation run of ``devolens train`` (its best checkpoint) or a
-        folder written by ``devolens models export``.
+        model of your own: a segmentation or count (``task: population``) run of ``devolens train`` (its best
+        checkpoint) or a folder written by ``devolens models export``. A count run's predictor
+        (:class:`~devolens.predict.population.PopulationPredictor`, method ``regressor``) reads each frame as its
+        training frames were read; it takes ``batch_size``, ``fast``, ``precision`` and ``device`` (its network runs
+        on the CPU), not ``diameter`` nor ``channel``.
     **options
         Passed to the predictor (e.g. ``device``, ``batch_size``, ``fast``, ``scale``, ``diameter``);
         ``kind="nuclei"|"membrane"`` says what a training run segments (default: from its
