@@ -471,3 +471,25 @@ def test_a_count_run_of_one_colour_channel_is_told_how_population_reads_it(tmp_p
     from devolens.models import load
 
     assert load(run).as_trained.reads == "green"
+
+
+def test_a_count_run_gets_no_note_of_the_shipped_models_late_readings(total_run, tmp_path, capsys, monkeypatch):
+    """Totals of 290 or more got the shipped model's late-reading note (its renders' figures), which says nothing of
+    a lab's own model."""
+    import warnings
+
+    from devolens.cli import main
+    from devolens.io.images import read_image
+    from devolens.models import load
+    from devolens.predict.population import PopulationPredictor
+
+    run, data = total_run
+    monkeypatch.setattr(PopulationPredictor, "_regress", lambda self, batch: np.full((len(batch), 1), 320.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load(run).predict(read_image(data / "imgs" / "emb0.png"))["total"] == 320.0
+    capsys.readouterr()
+    assert main(["population", str(data / "imgs"), "--model", str(run), "--out", str(tmp_path / "p.csv")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "reads 320" not in err and "late embryos read low" not in err and "290 or more" not in err
+    assert (pd.read_csv(tmp_path / "p.csv")["total"] == 320.0).all()

@@ -3491,7 +3491,8 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     # beyond the held-out renders as well
     from devolens.predict.population import late_readings
 
-    late = pd.Series(late_readings(df["total"], top), index=df.index)  # (the library's warning reads them alike)
+    # (the library's warning reads them alike; a count run of the user's: none, its figures are the shipped model's)
+    late = pd.Series(late_readings(df["total"], top) & (trained is None), index=df.index)
     df.attrs["late_reading"] = None if not late.any() else {
         "frames": [str(f) for f in df.loc[late, "frame"]],
         "beyond_held_out": [str(f) for f in df.loc[late & (df["total"] > HELD_OUT_CELLS), "frame"]],

@@ -894,7 +894,9 @@ class PopulationPredictor:
         if far is not None:
             images = _kept(images, given, SHAPE_LOOK)
         top = calibration_top(self)
-        late = not _ignored_warning()  # the late-reading warning (late_message) still to be said: once per call
+        # the late-reading warning (late_message) still to be said: once per call; not for a count run of the user's,
+        # whose late frames were never measured (the warning's figures are the shipped model's)
+        late = not _ignored_warning() and self.as_trained is None
         measured: collections.deque = collections.deque()  # per frame read: (measures, black), until its row comes
 
         def marked(stream):
