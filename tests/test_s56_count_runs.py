@@ -493,3 +493,20 @@ def test_a_count_run_gets_no_note_of_the_shipped_models_late_readings(total_run,
     err = " ".join(capsys.readouterr().err.split())
     assert "reads 320" not in err and "late embryos read low" not in err and "290 or more" not in err
     assert (pd.read_csv(tmp_path / "p.csv")["total"] == 320.0).all()
+
+
+def test_the_own_count_run_benchmark_refuses_missing_renders(tmp_path):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("_own_count_run", ROOT / "benchmarks" / "own_count_run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = sys.argv
+    sys.argv = ["own_count_run.py", "--train", str(tmp_path / "none"), "--out", str(tmp_path / "out")]
+    try:
+        with pytest.raises(SystemExit, match="render folders not found: .*none"):
+            module.main()
+    finally:
+        sys.argv = argv
+    assert not (tmp_path / "out").exists()  # (refused before anything is written)
