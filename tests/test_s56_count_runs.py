@@ -14,7 +14,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from devolens.errors import DevolensError
+from devolens.errors import DevolensError, DevolensWarning
 
 ROOT = Path(__file__).resolve().parents[1]
 LETTERS = list("AEMPCDZ")
@@ -323,6 +323,19 @@ def test_colour_frames_grey_frames_and_int8_with_a_count_run(tmp_path, capsys):
     assert main(["population", str(data / "imgs"), "--model", str(three), "--out", str(tmp_path / "q.csv")]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert "8 frames of one channel (grey) given to a count run of 3 channels (data.channels 3)" in err
+    assert err.count("given to a count run of 3 channels") == 1  # (the note only: no library warning beside it)
+    # the library says both, as warnings
+    import warnings
+
+    from devolens.models import load
+
+    with pytest.warns(DevolensWarning, match="precision='int8' applies to U-Nets"):
+        load(run, precision="int8")
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        load(three).predict_batch([np.asarray(Image.open(data / "imgs" / f"emb{i}.png")) for i in range(2)])
+    assert [str(w.message)[:60] for w in said if "grey" in str(w.message)] == [
+        "2 frames of one channel (grey) given to a count run of 3 cha"]
 
 
 def test_an_unfinished_run_is_said_so_where_it_is_used(tmp_path, capsys):
@@ -347,6 +360,8 @@ def test_an_unfinished_run_is_said_so_where_it_is_used(tmp_path, capsys):
     err = " ".join(capsys.readouterr().err.split())
     assert "note: the run trained 1 of the 3 epochs its recipe sets and did not finish" in err
     assert "did not finish" in " ".join(json.loads((tmp_path / "p.json").read_text())["notes"])
+    assert main(["evaluate", str(run), "--data", str(data), "--json", str(tmp_path / "e.json")]) == 0
+    assert "did not finish" in " ".join(capsys.readouterr().err.split())  # evaluate says it too
     stopped = tmp_path / "stopped"
     shutil.copytree(run, stopped)
     record = json.loads((stopped / "run.json").read_text())

@@ -3468,7 +3468,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         lambda p: source.frame_id(p) if source.names is None else source.names[p],
         "frame" if source.names is None else "file"))
     # a count run of colour frames given grey ones: each repeated in its channels, not what it trained on
-    df.attrs["grey_for_colour"] = (trained.grey, trained.channels) if trained is not None and trained.grey else None
+    df.attrs["grey_for_colour"] = trained.grey_words(trained.grey) if trained is not None and trained.grey else None
     df.attrs["squashed"] = (*trained.squashed, trained.size) if trained is not None and trained.squashed else None
     # segment nuclei's blobs-or-lines note: an input that looks inverted, or like membranes
     df.attrs["inverted_note"] = _population_inverted_note(judged.frames(), predictor,
@@ -4189,11 +4189,7 @@ def _population_notes(input_path: Path, stack_z: str, pages: str, monotone: bool
         notes.append((f"[yellow]note:[/] {escape(text)}", {"soft_wrap": True}))
 
     if attrs.get("grey_for_colour"):
-        grey, channels = attrs["grey_for_colour"]
-        note(f"{_count(grey, 'frame')} of one channel (grey) given to a count run of {channels} channels "
-             f"(data.channels {channels}): each was repeated in its {channels} channels; if the run trained on "
-             "colour frames, its counts of these may be far off (give it colour frames, or train a run of "
-             "data.channels: 1)")
+        note(attrs["grey_for_colour"])
     if attrs.get("squashed"):
         n, (h, w), (th, tw) = attrs["squashed"]
         note(f"{_count(n, 'frame')} (the first {h}x{w} px, height x width) {'was' if n == 1 else 'were'} squashed to "

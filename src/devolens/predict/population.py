@@ -630,6 +630,11 @@ class PopulationPredictor:
             as_trained = trained_frames(as_trained, folder / "card.json", "card.json: input.as_trained")
         if options.get("diameter") is not None:
             raise _no_diameter(options["diameter"], folder)
+        if options.get("precision") == "int8" and not command_running():  # (the command says it in its note)
+            import warnings
+
+            warnings.warn("precision='int8' applies to U-Nets: a count regressor runs in bf16 where the CPU has it "
+                          "natively, else fp32", DevolensWarning, stacklevel=3)
         if as_trained is not None and options.get("channel") is not None:
             said = "--color" if command_running() else "channel"
             picked = as_trained.get("channel")
@@ -1039,6 +1044,7 @@ class PopulationPredictor:
             return
         from devolens.predict.postprocess import to_single_channel
 
+        grey = None if self.as_trained is None or _ignored_warning() else self.as_trained.grey  # (this call's, below)
         for chunk in batched(enumerate(images), self.batch_size):
             inputs = [regressor_input(k, img if read[k] is None else to_single_channel(np.asarray(img), read[k]))
                       for k, img in chunk]
@@ -1057,6 +1063,8 @@ class PopulationPredictor:
                     late = False
                     yield Told(late_message(done - 1, row["total"], one), warning=DevolensWarning)
                 yield row
+        if grey is not None and self.as_trained.grey > grey:  # (the command says it in its note)
+            yield Told(self.as_trained.grey_words(self.as_trained.grey - grey), warning=DevolensWarning)
 
     @property
     def unread(self) -> list[str]:
@@ -1342,6 +1350,13 @@ class _TrainedFrames:
                                  self.squashed[1] if self.squashed else tuple(arr.shape[:2])]
         img = select_channel(arr, self.channel, None, self.channels)
         return self._base._prepare(img, None, 0)[0]
+
+    def grey_words(self, n: int) -> str:
+        """The note on ``n`` frames of one channel given to a run of several (``population``'s and the library's)."""
+        return (f"{n} frame{'s' if n != 1 else ''} of one channel (grey) given to a count run of {self.channels} "
+                f"channels (data.channels {self.channels}): each was repeated in its {self.channels} channels; if the "
+                "run trained on colour frames, its counts of these may be far off (give it colour frames, or train a "
+                "run of data.channels: 1)")
 
     @property
     def reads(self) -> str:

@@ -468,6 +468,12 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
     notes: list[str] = []
     if zoo_card is not None and zoo_scale_note:
         notes.append(zoo_scale_note)
+    if weights is None:  # the run's own best: one of a run that did not finish is said so, as --model and load say it
+        from devolens.models.export import _epochs_said, _run_record
+
+        unfinished = _epochs_said(_run_record(run), cfg.get("recipe") or {}, cfg.get("epoch")).get("unfinished")
+        if unfinished:
+            notes.append(unfinished)
     names: list[str] | None = None
     sides: list[str] | None = None  # per image: train / val / none in the weights' run's split.csv
     seen: dict | None = None  # how many of them: the result's ``in_run_split``
