@@ -3332,13 +3332,14 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
 
         measured[0] = isinstance(predictor, PopulationPredictor)  # (its rows carry each frame's measures)
         reads.movie = measured[0]  # (its rows name the channel read: one for the movie)
+        trained = getattr(predictor, "as_trained", None)  # a count run's own frame preparation (None: a zoo model's)
         if clock and getattr(predictor, "clock", None) is None:
-            if getattr(predictor, "as_trained", None) is not None:
+            if trained is not None:
                 raise DevolensError("--clock does not apply to a count run: it has no developmental clock (the shipped "
                                     "population model's, the real embryos' total-cells curve); --monotone smooths its "
                                     "counts over time", path=Path(model))
             raise DevolensError(f"model {model!r} has no developmental clock (its card has no 'clock' section)")
-        if getattr(predictor, "as_trained", None) is not None and precision == "int8":
+        if trained is not None and precision == "int8":
             print_note("--precision int8 applies to U-Nets: a count run's regressor runs "
                        f"{predictor.regressor_precision} (bf16 where the CPU has it natively, else fp32)")
         total = _progress_total(source.total - len(skip) if source.total else 0)
@@ -3391,14 +3392,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
         if monotone or clock else None
     if monotone:
         read = df["total"].to_numpy(np.float64)
-        smooth = predictor.smooth
-        if getattr(predictor, "method", None) == "regressor" and "total" in (getattr(predictor, "outputs", ()) or ()):
-            import functools
-
-            from devolens.predict.postprocess import smooth_populations
-
-            smooth = functools.partial(smooth_populations, own_total=True)  # (its own total: not the letters' sum)
-        df, left_out = robust_monotone(smooth, df, kept if timed is None else timed[0], signals,
+        df, left_out = robust_monotone(predictor.smooth, df, kept if timed is None else timed[0], signals,
                                        no_signal=no_signal)
         # how far the fit lies from the readings: the frames with one, the implausible ones too (as --clock measures
         # its fit: leaving them out, a movie of two embryos' frames interleaved left half out and lay 2 % off)
@@ -3461,15 +3455,18 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     df.attrs["exif_turned"] = turned
     df.attrs["saturated"], df.attrs["saturation_note"] = saturation.share(), saturation.note()
     # the channel a colour input was read by, without --color (segment's line): one for the movie
-    trained = getattr(predictor, "as_trained", None)  # a count run's own reading of colour frames
-    df.attrs["colour_read_line"] = (None if color is not None else
-                                    (trained.colour_line() if reads.record() is not None else None)
-                                    if trained is not None else reads.line(
-        lambda p: source.frame_id(p) if source.names is None else source.names[p],
-        "frame" if source.names is None else "file"))
+    if color is not None:
+        df.attrs["colour_read_line"] = None
+    elif trained is not None:  # a count run reads colour frames by its own rule
+        df.attrs["colour_read_line"] = trained.colour_line() if reads.record() is not None else None
+    else:
+        df.attrs["colour_read_line"] = reads.line(
+            lambda p: source.frame_id(p) if source.names is None else source.names[p],
+            "frame" if source.names is None else "file")
     # a count run of colour frames given grey ones: each repeated in its channels, not what it trained on
     df.attrs["grey_for_colour"] = trained.grey_words(trained.grey) if trained is not None and trained.grey else None
-    df.attrs["squashed"] = (*trained.squashed, trained.size) if trained is not None and trained.squashed else None
+    df.attrs["squashed"] = ((trained.squashed, trained.squashed_first, trained.size)
+                            if trained is not None and trained.squashed else None)
     # segment nuclei's blobs-or-lines note: an input that looks inverted, or like membranes
     df.attrs["inverted_note"] = _population_inverted_note(judged.frames(), predictor,
                                                           reading["channels"] if reading else 0)

@@ -606,8 +606,9 @@ def evaluate_cmd(
         note(text)
     # named without the val_ prefix: these are scores on --data, not on the run's validation set (the JSON keeps the
     # val_ keys, as history.csv's columns and best.json name the same metrics)
+    repeated = _repeated_metrics(metrics)
     for k, v in metrics["metrics"].items():
-        if k in _repeated_metrics(metrics):
+        if k in repeated:
             continue
         k = printed_metric(k)
         stdout.print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")

@@ -557,11 +557,12 @@ def card_from_run(run: str | Path, kind: str | None = None, scale: float | None 
     # a count run (task population): its card, used (population --model, load), shown or exported as it is
     cfg = _run_config(run, command, ("segmentation", "population"))
     if cfg["task"] == "population":
-        if command == "models export" and (kind is not None or scale is not None):
-            given = " and ".join(o for o, v in (("--kind", kind), ("--scale", scale)) if v is not None)
-            raise DevolensError(f"{given} {'do' if ' and ' in given else 'does'} not apply to a count run (task "
+        given = [o for o, v in (("--kind", kind), ("--scale", scale)) if v is not None]
+        if command == "models export" and given:
+            both = len(given) == 2
+            raise DevolensError(f"{' and '.join(given)} {'do' if both else 'does'} not apply to a count run (task "
                                 "population): it reads each frame as its training frames were read; leave "
-                                f"{'them' if ' and ' in given else 'it'} out", path=run)
+                                f"{'them' if both else 'it'} out", path=run)
         return count_card(run, cfg)
     recipe, inp, model = cfg.get("recipe") or {}, cfg.get("input") or {}, cfg.get("model") or {}
     record = _run_record(run)
@@ -720,13 +721,14 @@ def count_card(run: Path, cfg: dict) -> dict:
               "one channel (a colour frame's per-pixel maximum)" if channels == 1 else "three channels")
              + f", {resized}, normalised by {norm!r} (data.normalize): as the run's training frames were prepared "
              + "(devolens.data.datasets.PopulationDataset), without augmentation")
+    total = ""  # the rule of PopulationPredictor._regressed_row, where the letters are all regressed
+    if set("AEMPCDZ") <= set(counts):
+        total = ("; the total is its own total output (the letters need not add up to it)" if "total" in counts
+                 else "; the total is the sum of the seven letters")
     limits = ("Measured only on the training run's validation split. Frames are read as the run's training frames "
               f"were (the whole frame {resized}): give frames framed and magnified as those "
               "were; no size model (--diameter does not apply) and no developmental clock (--clock). Counts the run "
-              f"does not regress are left empty ({', '.join(counts)} regressed)"
-              + ("; the total is the sum of the seven letters" if set("AEMPCDZ") <= set(counts)
-                 and "total" not in counts else "; the total is its own total output (the letters need not add up to "
-                 "it)" if set("AEMPCDZ") <= set(counts) else "") + ".")
+              f"does not regress are left empty ({', '.join(counts)} regressed){total}.")
     told = _run_told(run, cfg, _run_record(run), limits)
     limits = told.pop("limits")
     return {

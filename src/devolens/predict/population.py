@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import functools
 import itertools
 import math
 from pathlib import Path
@@ -494,6 +495,10 @@ class PopulationPredictor:
         self.as_trained = None if as_trained is None else _TrainedFrames(as_trained)
         if self.as_trained is not None:
             self.channel = "as_trained"  # (said so in the record; frames are read by the run's own rule)
+        if method == "regressor" and "total" in self.outputs:
+            # its own total, which its letters need not add up to: smoothed on its own (this instance's smooth, over
+            # the class's)
+            self.smooth = functools.partial(smooth_populations, own_total=True)
         self.batch_size = max(1, int(batch_size))
         self.card = copy.deepcopy(dict(card or {}))  # its own: the caller's dict may change later
         if not 0.0 <= float(total_weight) <= 1.0:
@@ -1289,7 +1294,8 @@ class PopulationPredictor:
     @staticmethod
     def smooth(df: pd.DataFrame) -> pd.DataFrame:
         """Monotone smoothing of a per-frame count table (:func:`smooth_populations`). Rows without counts
-        (NaN: frames without signal, as :meth:`predict_batch` gives them) are left out of the fit and stay empty."""
+        (NaN: frames without signal, as :meth:`predict_batch` gives them) are left out of the fit and stay empty.
+        A count regressor with a total output of its own smooths that total on its own (``own_total``)."""
         return smooth_populations(df)
 
 
@@ -1329,13 +1335,13 @@ class _TrainedFrames:
 
         self.channel = spec.get("channel")
         self.channels = int(spec.get("channels") or 1)
-        size = spec.get("size")
         # pad_multiple 2: the training engine's for the population task (trainer.make_dataset: 2 ** 1)
-        self._base = _Base(self.channels, None if size is None else tuple(size), spec.get("normalize", "dtype"),
-                           pad_multiple=2, scale=float(spec.get("scale") or 1.0), channel=self.channel)
-        self.size = None if size is None else (int(size[0]), int(size[1]))
+        self._base = _Base(self.channels, spec.get("size"), spec.get("normalize", "dtype"), pad_multiple=2,
+                           scale=float(spec.get("scale") or 1.0), channel=self.channel)
+        self.size = self._base.size  # (height, width) every frame is resized to; None: frames keep their size
         self.grey = 0  # frames of one channel given to a run of three (each repeated in its three channels)
-        self.squashed: list = []  # (count, first shape): frames resized to data.size far from its aspect ratio
+        self.squashed = 0  # frames resized to data.size far from its aspect ratio ...
+        self.squashed_first: tuple | None = None  # ... and the first one's (height, width)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         from devolens.data.datasets import select_channel
@@ -1346,8 +1352,8 @@ class _TrainedFrames:
         if self.size is not None and arr.ndim >= 2 and min(arr.shape[:2]) > 0:
             ratio = (arr.shape[1] / arr.shape[0]) / (self.size[1] / self.size[0])
             if not 1 / SQUASH_RATIO <= ratio <= SQUASH_RATIO:  # (a portrait frame given to a landscape run...)
-                self.squashed = [self.squashed[0] + 1 if self.squashed else 1,
-                                 self.squashed[1] if self.squashed else tuple(arr.shape[:2])]
+                self.squashed += 1
+                self.squashed_first = self.squashed_first or tuple(arr.shape[:2])
         img = select_channel(arr, self.channel, None, self.channels)
         return self._base._prepare(img, None, 0)[0]
 

@@ -525,7 +525,7 @@ def evaluate_run(run: str | Path, data: str | Path, batch_size: int = 8,
                 seen.update(both=sides.count(BOTH), regions=split_regions(trained_by))
         ds = make_dataset(rec, df, train=False)
     if seen is not None:
-        # (a count run's scores have no per-image CSV: its frames said without the CSV's column)
+        # (a count run's per-frame CSV names its samples frames)
         said = seen_note(seen, ("images" if rec["task"] == "segmentation" else "frames") if names is not None
                          else "tiles")
         if said:

@@ -501,8 +501,9 @@ def build_data(recipe: dict, data_dir: str | Path, run_split: pd.DataFrame | Non
     df = df.reset_index(drop=True)
     segmentation = recipe["task"] == "segmentation"
     if len(df) < (1 if segmentation else 2):  # one image of a segmentation is cut into regions (region_split)
-        dropped = (f" ({n_artifacts} dropped as artifacts by frames.csv's artifact column, where an empty cell, 0, "
-                   "no or false is a clean frame; data.drop_artifacts: false keeps them all)") if n_artifacts else ""
+        clean = ", ".join(c for c in CLEAN_ARTIFACT if c and c not in ("0.0", "nan"))
+        dropped = (f" ({n_artifacts} dropped as artifacts by frames.csv's artifact column, where an empty cell or one "
+                   f"of {clean} is a clean frame; data.drop_artifacts: false keeps them all)") if n_artifacts else ""
         raise DevolensError(f"need at least {1 if segmentation else 2} sample{'' if segmentation else 's'} to train "
                             f"and validate, found {len(df)}{dropped}", path=data_dir)
     notes += check_images(df, d.get("channel"), d["normalize"], channels=int(d["channels"]),

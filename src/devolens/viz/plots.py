@@ -139,11 +139,12 @@ def plot_populations(pops: pd.DataFrame, path: str | Path, title: str | None = N
     ax.set_xlabel(xlabel)
     ax.set_ylabel("cells")
     ax.grid(True, alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:  # (no curve at all: no legend, and no matplotlib warning of it)
+    labels = ax.get_legend_handles_labels()[1]
+    if labels:  # (no curve at all: no legend, and no matplotlib warning of it)
         ax.legend(ncol=4, fontsize="small", loc="upper left")
     if title:
         ax.set_title(title)
-    if any(label in LETTER_STYLES and label != "total" for label in ax.get_legend_handles_labels()[1]):
+    if any(label != "total" for label in labels):
         add_letter_key(fig)  # (what the letters mean: not on a plot of the total alone)
     return save_figure(fig, path, dpi)
 
