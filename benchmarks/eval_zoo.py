@@ -37,6 +37,7 @@ def _data_dir() -> Path:
 
 
 PRECISION = "auto"  # --precision: arithmetic of the image networks (auto, int8, bf16, fp32)
+BACKEND = "torch"  # --backend: torch, or onnx (onnxruntime; the nuclei model's shipped int8 graph at int8)
 ZOOM = 1.0  # --zoom: nuclei frames (and their labels) resized by this factor: another magnification
 DIAMETER: float | str | None = None  # --diameter: typical nucleus diameter given to the nuclei model, or "auto"
 KEEP: tuple[float, float] | None = None  # --keep: diameter auto's keep band instead of the card's (development)
@@ -62,6 +63,8 @@ def _load(name: str, zoo_dir: Path | None, **options):
     from devolens.models import zoo
 
     options.setdefault("precision", PRECISION)
+    if BACKEND != "torch" and name in ("nuclei", "membrane"):
+        options["backend"] = BACKEND
     if FLATTEN is not None and name in ("nuclei", "membrane"):
         options["flatten"] = FLATTEN
     if TTA != 1 and name in ("nuclei", "membrane"):
@@ -450,6 +453,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="at most this many frames per folder, spread evenly over it (quick checks)")
     ap.add_argument("--precision", default="auto", choices=("auto", "int8", "bf16", "fp32"),
                     help="network arithmetic (auto: what `devolens segment` uses)")
+    ap.add_argument("--backend", default="torch", choices=("torch", "onnx"),
+                    help="onnx: onnxruntime (the nuclei model's shipped int8 graph where --precision is int8 or auto)")
     ap.add_argument("--zoom", type=float, default=1.0,
                     help="resize the held-out frames (and labels) by this factor (another magnification)")
     ap.add_argument("--diameter", type=lambda v: v if v == "auto" else float(v), default=None,
@@ -467,8 +472,9 @@ def main() -> None:
                     help="nuclei/membrane: background flattening width in working pixels, 0 = off (`devolens segment "
                          "--no-flatten`); default: the card's")
     a = ap.parse_args()
-    global LIMIT, PRECISION, ZOOM, DIAMETER, TTA, TOTAL_WEIGHT, KEEP, FLATTEN
+    global BACKEND, LIMIT, PRECISION, ZOOM, DIAMETER, TTA, TOTAL_WEIGHT, KEEP, FLATTEN
     LIMIT, PRECISION, ZOOM, DIAMETER, TTA, FLATTEN = a.limit, a.precision, a.zoom, a.diameter, a.tta, a.flatten
+    BACKEND = a.backend
     KEEP = None if a.keep is None else (a.keep[0], a.keep[1])
     TOTAL_WEIGHT = a.total_weight
     import torch

@@ -24,15 +24,15 @@ def _names(folder) -> list[str]:
 # ---------------------------------------------------------------------------- models export NAME
 def test_exporting_a_shipped_model_copies_its_folder(tmp_path, capsys):
     """`models export nuclei --to DIR` (it said "not a training run: no such folder") copies the shipped folder as it
-    ships: weights, card.json, card.md and the size models the card names, byte for byte, the weights matching the
+    ships: weights, card.json, card.md and the size models and ONNX graphs the card names, byte for byte, the weights matching the
     card's weights_sha256; again into the same folder replaces it, a folder holding other files is refused, and
     --kind / --scale (a run's options) are refused before anything is written."""
     out = tmp_path / "my_nuclei"
     assert main(["models", "export", "nuclei", "--to", str(out)]) == 0
     err = capsys.readouterr().err
     shipped = zoo.ZOO_DIR / "nuclei"
-    assert _names(out) == ["card.json", "card.md", "size_model.safetensors", "size_model_backdrop.safetensors",
-                           "weights.safetensors"]
+    assert _names(out) == ["card.json", "card.md", "onnx_encoder.onnx", "onnx_int8.onnx", "onnx_int8.safetensors",
+                           "size_model.safetensors", "size_model_backdrop.safetensors", "weights.safetensors"]
     for name in _names(out):
         assert (out / name).read_bytes() == (shipped / name).read_bytes(), name
     card = json.loads((out / "card.json").read_text())

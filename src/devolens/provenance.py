@@ -231,7 +231,7 @@ _MODEL_SHA_CACHE: dict[tuple, str] = {}
 def model_files(name_or_folder: str | Path) -> tuple[Path, list[Path]]:
     """The model folder and the files a model's results depend on, sorted by name: a shipped or exported model's
     ``card.json`` (preprocessing, int8 activation scales, the diameter bounds, post-processing) and every
-    ``.safetensors`` beside it (the weights, the size models of ``--diameter auto``); a training run's ``best.json``
+    ``.safetensors`` and ``.onnx`` beside it (the weights, the size models of ``--diameter auto``, the ONNX graphs); a training run's ``best.json``
     and ``best.safetensors`` (its card and weights; the resume checkpoint left out); a ``.safetensors`` file given
     as the model (``segment livedead --model RUN/best.safetensors``) and the ``.json`` config beside it.
 
@@ -249,7 +249,8 @@ def model_files(name_or_folder: str | Path) -> tuple[Path, list[Path]]:
         return given.parent, sorted(files, key=lambda p: p.name)
     folder = zoo.model_location(name_or_folder)
     if (folder / "card.json").is_file():
-        files = [folder / "card.json", *(p for p in folder.glob("*.safetensors") if p.is_file())]
+        files = [folder / "card.json", *(p for p in folder.glob("*.safetensors") if p.is_file()),
+                 *(p for p in folder.glob("*.onnx") if p.is_file())]
     else:
         files = [p for p in (folder / "best.json", folder / "best.safetensors") if p.is_file()]
     if not files:

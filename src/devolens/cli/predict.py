@@ -1236,7 +1236,9 @@ def _check_network_options(precision: str, backend: str, fast: bool = True) -> N
     if backend == "onnx":  # its packages before any work (a --skip-flagged auto pass ran first)
         from devolens.predict._engine import check_onnx_backend
 
-        check_onnx_backend("cpu")  # (the device is checked where it is resolved)
+        # (the device is checked where it is resolved, and onnx where the network is exported: a model's shipped
+        # int8 graph needs onnxruntime only)
+        check_onnx_backend("cpu", export=False)
 
 
 def _progress_total(total: int):

@@ -755,14 +755,24 @@ def count_card(run: Path, cfg: dict) -> dict:
 EXPORT_FILES = frozenset({"weights.safetensors", "card.json", "card.md"})
 
 
+def _onnx_files(card: dict) -> set[str]:
+    """The files of the card's ONNX graphs (``onnx``, scripts/zoo_onnx.py): graphs and their tensors, but the weights
+    (``weights.safetensors``, which the encoder graph reads)."""
+    graphs = card.get("onnx") if isinstance(card.get("onnx"), dict) else {}
+    names = {n for entry in graphs.values() if isinstance(entry, dict) for n in (entry.get("graph"), entry.get("tensors"))}
+    return {n for n in names if isinstance(n, str)} - {"weights.safetensors"}
+
+
 def _card_files(card: dict) -> set[str]:
     """The files of a model folder beside :data:`EXPORT_FILES` that ``card`` names: its size models
-    (``input.diameter.auto.file`` and its ``backdrop.file``), plain names inside the folder only."""
+    (``input.diameter.auto.file`` and its ``backdrop.file``) and its ONNX graphs and their tensors (``onnx``), plain
+    names inside the folder only."""
     inp = card.get("input") if isinstance(card.get("input"), dict) else {}
     diameter = inp.get("diameter") if isinstance(inp.get("diameter"), dict) else {}
     auto = diameter.get("auto") if isinstance(diameter.get("auto"), dict) else {}
     backdrop = auto.get("backdrop") if isinstance(auto.get("backdrop"), dict) else {}
     names = {auto.get("file"), backdrop.get("file")}
+    names |= _onnx_files(card)
     return {n for n in names if isinstance(n, str) and n and Path(n).name == n and n not in (".", "..")}
 
 
@@ -1193,8 +1203,12 @@ def weights_md(card: dict) -> list[str]:
     files = card.get("files_sha256") if isinstance(card.get("files_sha256"), dict) else {}
     lines = ["## Weights", "", f"`weights.safetensors`, sha256 `{card['weights_sha256']}` (`sha256sum "
              "weights.safetensors` checks a copy)", ""]
-    if files:
-        lines += ["The size models beside it:", "", *[f"- `{n}`, sha256 `{h}`" for n, h in files.items()], ""]
+    graphs = {n: h for n, h in files.items() if n in _onnx_files(card)}
+    sizes = {n: h for n, h in files.items() if n not in graphs}
+    for said, group in (("The size models beside it:", sizes), ("Its ONNX graphs and their tensors (onnxruntime, "
+                                                                  "`backend=\"onnx\"`):", graphs)):
+        if group:
+            lines += [said, "", *[f"- `{n}`, sha256 `{h}`" for n, h in group.items()], ""]
     return lines
 
 

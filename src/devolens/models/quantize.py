@@ -243,7 +243,7 @@ def calibrate(model: nn.Module, batches: Iterable[torch.Tensor]) -> dict[str, li
 
 
 def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, fast: bool, device: str,
-                      multiple: int, backend: str = "torch") -> str:
+                      multiple: int, backend: str = "torch", onnx_int8: bool = False) -> str:
     """The arithmetic a predictor runs ``model`` in: ``"int8"``, ``"bf16"`` or ``"fp32"``.
 
     ``precision="auto"``: int8 when ``fast``, ``params`` (a card's ``int8.activations``) are
@@ -257,9 +257,11 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
     bf16 autocast for ``"bf16"`` or ``"auto"`` with ``fast``, else fp32; a GPU without native bf16
     (:func:`devolens.predict.devices.native_bf16`: before Ampere) runs ``"auto"`` in fp32 and refuses ``"bf16"``.
 
-    Backend ``"onnx"``: fp32 (onnxruntime runs the exported fp32 network); ``"bf16"`` or ``"int8"`` given by
-    the user is refused, but a :class:`CardPrecision` (a model card's choice, e.g. the population card's
-    ``nuclei_precision``) gives way to fp32 with a :class:`PrecisionWarning`.
+    Backend ``"onnx"``: ``onnx_int8`` (the model ships onnxruntime's int8 graph, devolens.predict._ort): int8 for
+    ``"int8"``, a card's int8, and ``"auto"`` where torch's auto would take int8 (a CPU with VNNI/AMX, or AVX2
+    without native bf16); else fp32 (onnxruntime runs the exported fp32 network). ``"bf16"``, and ``"int8"`` without
+    the graph, given by the user are refused, but a :class:`CardPrecision` (a model card's choice, e.g. the
+    population card's ``nuclei_precision``) gives way to fp32 with a :class:`PrecisionWarning`.
 
     Raises
     ------
@@ -277,6 +279,10 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
     from devolens.predict.devices import check_precision, gpu_label, native_bf16
 
     check_precision(precision)
+    if backend == "onnx" and onnx_int8 and str(device) == "cpu":  # onnxruntime's own int8 network (a shipped graph)
+        if precision == "int8" or (precision == "auto" and fast and (int8_fast_here() or (
+                int8_reduced_here() and not bf16_fast_here()))):
+            return "int8"
     if backend == "onnx" and isinstance(precision, CardPrecision) and precision in ("int8", "bf16"):
         # the card's choice, not the user's: onnxruntime runs the exported fp32 network, which the user asked for
         warnings.warn(f"{option('backend', repr('onnx'), cli_value='onnx')} runs the network in fp32, not in the "
@@ -292,7 +298,8 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
         if not int8_ok:
             why = ("this model has no int8 calibration" if not params else
                    "the network cannot be quantized" if not can_quantize else
-                   "int8 runs on the CPU torch backend only" if not on_cpu or backend != "torch"
+                   "int8 runs on the CPU only" if not on_cpu else
+                   "this model ships no int8 ONNX graph for the onnx backend" if backend != "torch"
                    else "this PyTorch build has no oneDNN quantized engine")
             raise DevolensError(f"precision 'int8' is not available: {why}")
         if not (int8_fast_here() or int8_reduced_here()) and not isinstance(precision, CardPrecision):

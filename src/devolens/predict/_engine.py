@@ -45,8 +45,11 @@ def onnxruntime_available() -> bool:
     return not onnx_missing()
 
 
-def check_onnx_backend(device: str = "cpu") -> None:
+def check_onnx_backend(device: str = "cpu", export: bool = True) -> None:
     """Raise a one-line :class:`DevolensError` unless the onnx backend can run here on ``device`` (a resolved name).
+
+    ``export=False``: onnxruntime alone is needed (a model's shipped int8 graph, devolens.predict._ort); else onnx
+    too (torch's exporter writes the fp32 network with it).
 
     Raises
     ------
@@ -55,11 +58,16 @@ def check_onnx_backend(device: str = "cpu") -> None:
         ``device`` (onnxruntime runs the network on the CPU).
     """
     torch_backend = option("backend", "'torch'", cli_value="torch")
-    missing = onnx_missing()
+    missing = [m for m in onnx_missing() if export or m == "onnxruntime"]
     if missing:
-        raise DevolensError(f"{option('backend', repr('onnx'), cli_value='onnx')} needs the optional packages "
-                            f"{' and '.join(ONNX_PACKAGES)}, missing here: {' and '.join(missing)}; install them with "
-                            f"pip install \"devolens[onnx]\", or use {torch_backend} (the default)")
+        needed = " and ".join(ONNX_PACKAGES) if export else "onnxruntime"
+        why = "" if export else " (to run the model's int8 graph)"
+        if export and missing == ["onnx"]:
+            why = " (onnx to export the network in fp32; the model's int8 graph needs onnxruntime only)"
+        raise DevolensError(f"{option('backend', repr('onnx'), cli_value='onnx')} needs the optional "
+                            f"package{'s' if export else ''} {needed}{why}, missing here: {' and '.join(missing)}; "
+                            f"install {'them' if export else 'it'} with pip install \"devolens[onnx]\", or use "
+                            f"{torch_backend} (the default)")
     if str(device) != "cpu":
         raise DevolensError(f"{option('backend', repr('onnx'), cli_value='onnx')} runs the network on the CPU "
                             f"(onnxruntime's CPU provider), not on {device}: give it with "
@@ -211,6 +219,7 @@ class ImageNetwork:
         tta: int = 1,
         precision: str = "auto",
         int8_params: dict | None = None,
+        onnx_graphs: tuple[Path, dict] | None = None,
     ):
         # every option is checked here, before anything is built: a wrong type is no number of pixels or a switch
         # ("4" would be read as 4, 2.5 as 2, "no" as True), and 0 where a count is asked is no count
@@ -225,8 +234,11 @@ class ImageNetwork:
                 raise DevolensError(f"{name} must be True or False, got {value!r}")
         check_backend(backend)
         device = resolve_device(device)
-        if backend == "onnx":
-            check_onnx_backend(device)
+        from devolens.predict._ort import onnx_files
+
+        shipped_int8 = bool(onnx_graphs) and onnx_files(onnx_graphs[1], "int8") is not None
+        if backend == "onnx":  # onnxruntime and the CPU here; onnx too where the network is exported (below)
+            check_onnx_backend(device, export=not shipped_int8)
         self.model = model.eval().to(device)
         self.in_channels = int(in_channels)
         self.scale = float(scale)
@@ -265,11 +277,16 @@ class ImageNetwork:
         self.tta = whole(tta, "tta", 1, floats=True)
         if self.tta not in (1, 2, 4):
             raise DevolensError(f"tta must be 1, 2 or 4 views, got {tta}")
+        # a zoo model's shipped ONNX graphs (model folder, card): onnxruntime's int8 network and the float encoder
+        self.onnx_graphs = onnx_graphs
         self.precision = resolve_precision(self.model, precision, int8_params, fast=self.fast, device=self.device,
-                                           multiple=self.multiple, backend=self.backend)
-        self._network = PrecisionNetwork(self.model, self.precision, int8_params, device)
+                                           multiple=self.multiple, backend=self.backend, onnx_int8=shipped_int8)
+        # (onnxruntime's int8 runs the shipped graph: torch's network stays the float one)
+        torch_precision = "fp32" if self.backend == "onnx" else self.precision
+        self._network = PrecisionNetwork(self.model, torch_precision, int8_params, device)
         self.model = self._network.model
         if self.backend == "onnx":  # exported now: an export that fails does so before any output is written
+            check_onnx_backend(device, export=self.precision != "int8")
             self._lazy["ort"] = self._onnx_session()
         elif backend == "auto" and self.device == "cpu" and self.precision == "fp32" and onnxruntime_available():
             # measured (segment nuclei, 140 video frames, end to end, 2 cores): onnxruntime's fp32 in 22-29 s, torch's
@@ -360,6 +377,10 @@ class ImageNetwork:
         import io
         import warnings
 
+        if self.precision == "int8":  # onnxruntime's int8 network, shipped with the model (devolens.predict._ort)
+            from devolens.predict import _ort
+
+            return _ort.session(*self.onnx_graphs, "int8", threads=max(1, torch.get_num_threads()))
         import onnxruntime as ort
 
         buffer = io.BytesIO()  # exported in memory: no temporary file left behind (one was, per run)
@@ -389,6 +410,25 @@ class ImageNetwork:
             raise DevolensError(f"{option('backend', repr('onnx'), cli_value='onnx')}: this network could not be "
                                 f"{step} ({type(exc).__name__}: {first[:300]}); run it with "
                                 f"{option('backend', repr('torch'), cli_value='torch')} (the default)") from exc
+
+    @property
+    def onnx_encoder(self) -> bool:
+        """True when the size model's features come from the model's shipped float encoder in onnxruntime: the onnx
+        backend, and a model that ships that graph (card ``onnx.encoder``)."""
+        from devolens.predict._ort import onnx_files
+
+        return self.backend == "onnx" and bool(self.onnx_graphs) and onnx_files(self.onnx_graphs[1], "encoder") is not None
+
+    def encoder_features(self, x: np.ndarray) -> list[np.ndarray]:
+        """The encoder's two deepest stages for a prepared ``(1, C, H, W)`` float32 batch (sides multiples of
+        ``multiple``), from the shipped encoder graph in onnxruntime (one thread: the size model's estimate runs
+        beside the decoding and preparation threads)."""
+        with self._lazy_lock:
+            if "ort_encoder" not in self._lazy:
+                from devolens.predict import _ort
+
+                self._lazy["ort_encoder"] = _ort.session(*self.onnx_graphs, "encoder", threads=1)
+        return self._lazy["ort_encoder"].run(None, {"x": x})
 
     def _pad(self, arr: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         h, w = arr.shape[-2:]

@@ -658,6 +658,7 @@ class _SegmentationPredictor:
         tta: int = 1,
         precision: str = "auto",
         int8_params: dict | None = None,
+        onnx_graphs: tuple[Path, dict] | None = None,
         diameter: float | str | None = None,
         diameter_ref: float | None = None,
         size_model: Any = None,
@@ -718,7 +719,7 @@ class _SegmentationPredictor:
             model, in_channels=in_channels, scale=scale, multiple=multiple, tile=tile, overlap=overlap, batch_size=batch_size,
             fast=fast, backend=backend, channel=channel, percentiles=percentiles, flatten=flatten, outliers=outliers,
             activation=activation,
-            device=device, crop=crop, tta=tta, precision=precision, int8_params=int8_params,
+            device=device, crop=crop, tta=tta, precision=precision, int8_params=int8_params, onnx_graphs=onnx_graphs,
         )
         self.postprocess_options = _postprocess_dict(postprocess)
         _check_postprocess(self.postprocess_options)
@@ -762,6 +763,7 @@ class _SegmentationPredictor:
             postprocess=dict(card.get("postprocess", {})),
             card=card,
             int8_params=card.get("int8", {}).get("activations"),
+            onnx_graphs=(Path(folder), card) if isinstance(card.get("onnx"), dict) else None,
             diameter_ref=(inp.get("diameter") or {}).get("reference"),
         )
         auto = ((inp.get("diameter") or {}).get("auto") or {})

@@ -262,6 +262,9 @@ def _features(predictor: "_SegmentationPredictor", arr: np.ndarray) -> np.ndarra
     inside = np.zeros(box.shape, np.float32)
     inside[:h, :w] = 1.0
     bright = inside * (box > 0.2)
+    if net.onnx_encoder:  # the onnx backend: the model's shipped float encoder, in onnxruntime (devolens.predict._ort)
+        arr = np.ascontiguousarray(box, np.float32)[None, None]
+        return _pooled(net.encoder_features(np.repeat(arr, net.in_channels, axis=1)), inside, bright)
     x = torch.from_numpy(np.ascontiguousarray(box, np.float32))[None, None]
     if net.in_channels > 1:
         x = x.expand(-1, net.in_channels, -1, -1)
@@ -293,12 +296,18 @@ def _features(predictor: "_SegmentationPredictor", arr: np.ndarray) -> np.ndarra
     finally:
         if threads is not None:
             torch.set_num_threads(threads)
+    return _pooled([f[0].float().cpu().numpy() for f in feats[-2:]], inside, bright)
+
+
+def _pooled(feats: Sequence[np.ndarray], inside: np.ndarray, bright: np.ndarray) -> np.ndarray:
+    """:func:`style_features` from the two deepest stages' maps (``(C, h, w)`` float32 each, or with a leading batch
+    of one): each channel's mean over the box and over its bright part, then the log bright area."""
     out = []
-    for f in feats[-2:]:
-        f = f[0].float().cpu()
+    for f in feats:
+        f = f.reshape(f.shape[-3:])
         for mask in (inside, bright):  # mean over the box, mean over its bright part
-            wgt = torch.from_numpy(_shrink(mask, tuple(f.shape[-2:])))
-            out.append(((f * wgt).sum(dim=(1, 2)) / max(float(wgt.sum()), 1e-3)).numpy())
+            wgt = _shrink(mask, tuple(f.shape[-2:]))
+            out.append((f * wgt).sum(axis=(1, 2), dtype=np.float32) / max(float(wgt.sum()), 1e-3))
     out.append(np.array([np.log1p(bright.sum())], np.float32))
     return np.concatenate(out).astype(np.float64)
 

@@ -1,0 +1,163 @@
+"""The nuclei model's shipped onnxruntime graphs (scripts/zoo_onnx.py, devolens.predict._ort): ``backend="onnx"``
+runs onnxruntime's int8 network from them and the size model's encoder in onnxruntime, with onnxruntime alone (no
+onnx, no export); the graphs' tensors load from safetensors; the files travel with the card (sha256, export).
+
+These need onnxruntime (the ``onnx`` extra; the ``dev`` extra installs it too) and skip without it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from devolens.errors import DevolensError  # noqa: E402
+from devolens.models import zoo  # noqa: E402
+from devolens.predict import _ort  # noqa: E402
+
+FOLDER = Path(zoo.__file__).parent / "nuclei"
+
+
+def _card() -> dict:
+    return json.loads((FOLDER / "card.json").read_text(encoding="utf-8"))
+
+
+def _embryo(seed: int = 0, n: int = 40, size: int = 320) -> np.ndarray:
+    """A grey uint8 frame of ``n`` blurred nuclei (about 30 px wide, the card's reference size) inside an ellipse."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size].astype(np.float32)
+    img = np.zeros((size, size), np.float32)
+    placed = 0
+    while placed < n:
+        y, x = rng.uniform(0.2, 0.8, 2) * size
+        if np.hypot((y - size / 2) / 0.3, (x - size / 2) / 0.38) > size:
+            continue
+        r = rng.uniform(12, 16)
+        img = np.maximum(img, ((yy - y) ** 2 + (xx - x) ** 2 < r * r) * rng.uniform(0.6, 1.0))
+        placed += 1
+    img = gaussian_filter(img, 2.0) + rng.normal(0, 0.03, img.shape)
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def predictors():
+    onnx = zoo.load("nuclei", backend="onnx", precision="int8", diameter=None)
+    fp32 = zoo.load("nuclei", precision="fp32", diameter=None)
+    return onnx, fp32
+
+
+def test_the_card_names_its_graphs_and_their_tensors():
+    card = _card()
+    for which in _ort.GRAPHS:
+        graph, tensors = _ort.onnx_files(card, which)
+        assert (FOLDER / graph).is_file() and (FOLDER / tensors).is_file()
+        assert card["onnx"][which]["external"]
+    # the graphs and the int8 tensors are recorded beside the size models, so that a copy is checked
+    for name in ("onnx_int8.onnx", "onnx_int8.safetensors", "onnx_encoder.onnx"):
+        assert name in card["files_sha256"]
+    from safetensors.numpy import load_file
+
+    # the encoder's tensors are the shipped weights, by name: no second copy of them
+    assert set(card["onnx"]["encoder"]["external"]) <= set(load_file(FOLDER / "weights.safetensors"))
+    assert set(card["onnx"]["int8"]["external"]) == set(load_file(FOLDER / "onnx_int8.safetensors"))
+    assert "python scripts/zoo_onnx.py nuclei" in card["onnx"]["command"]
+
+
+def test_the_onnx_backend_runs_the_shipped_int8_graph_without_the_onnx_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # no exporter: the shipped graph needs onnxruntime only
+    pred = zoo.load("nuclei", backend="onnx", precision="int8", diameter=None)
+    assert (pred.network.backend, pred.network.precision) == ("onnx", "int8")
+    result = pred.predict(_embryo())
+    assert 15 <= result.count <= 45  # (40 discs drawn, some merge)
+
+
+def test_int8_graph_probabilities_lie_near_the_fp32_networks(predictors):
+    onnx, fp32 = predictors
+    img = _embryo(1)
+    a, b = onnx.predict(img), fp32.predict(img)
+    assert a.probability.shape == b.probability.shape == img.shape
+    assert np.abs(a.probability - b.probability).mean() < 0.02
+    assert abs(a.count - b.count) <= 2
+
+
+def test_the_size_model_reads_the_encoder_graph_as_the_fp32_encoder(predictors, monkeypatch):
+    from devolens.predict import sizing
+
+    onnx, fp32 = predictors
+    img = _embryo(2)
+    assert onnx.network.onnx_encoder and not fp32.network.onnx_encoder
+    calls = []
+    real = type(onnx.network).encoder_features
+    monkeypatch.setattr(type(onnx.network), "encoder_features", lambda self, x: calls.append(x.shape) or real(self, x))
+    a, b = sizing.style_features(onnx, img), sizing.style_features(fp32, img)
+    assert calls, "the onnx predictor's features came from torch"
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_auto_on_the_onnx_backend_takes_int8_where_torch_would(monkeypatch):
+    from devolens.models import quantize
+
+    monkeypatch.setattr(quantize, "int8_fast_here", lambda: True)
+    assert zoo.load("nuclei", backend="onnx").network.precision == "int8"
+    monkeypatch.setattr(quantize, "int8_fast_here", lambda: False)
+    monkeypatch.setattr(quantize, "int8_reduced_here", lambda: False)
+    # a CPU without int8 instructions: fp32, exported by torch (which needs the onnx package)
+    if _onnx_installed():
+        assert zoo.load("nuclei", backend="onnx").network.precision == "fp32"
+    else:
+        with pytest.raises(DevolensError, match="onnx to export the network in fp32"):
+            zoo.load("nuclei", backend="onnx")
+
+
+def _onnx_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnx") is not None
+
+
+def _copy(tmp_path: Path) -> tuple[Path, dict]:
+    folder = tmp_path / "nuclei"
+    shutil.copytree(FOLDER, folder)
+    return folder, _card()
+
+
+def test_a_missing_tensors_file_is_one_error(tmp_path):
+    folder, card = _copy(tmp_path)
+    (folder / "onnx_int8.safetensors").unlink()
+    with pytest.raises(DevolensError, match="cannot read the model's ONNX int8 graph"):
+        _ort.session(folder, card, "int8")
+
+
+def test_tensors_that_do_not_fit_the_graph_are_one_error(tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    folder, card = _copy(tmp_path)
+    tensors = load_file(folder / "onnx_int8.safetensors")
+    first = card["onnx"]["int8"]["external"][0]
+    save_file({k: v for k, v in tensors.items() if k != first}, folder / "onnx_int8.safetensors")
+    with pytest.raises(DevolensError, match="lacks 1 tensors"):
+        _ort.session(folder, card, "int8")
+    tensors[first] = np.zeros((3, 3), tensors[first].dtype)  # another shape
+    save_file(tensors, folder / "onnx_int8.safetensors")
+    with pytest.raises(DevolensError, match="onnxruntime cannot load the model's ONNX int8 graph"):
+        _ort.session(folder, card, "int8")
+    with pytest.raises(DevolensError, match="ships no ONNX int8 graph"):
+        _ort.session(folder, {"onnx": {}}, "int8")
+
+
+def test_an_exported_model_keeps_its_graphs(tmp_path):
+    from devolens.models.export import export_shipped
+
+    out = tmp_path / "mine"
+    export_shipped("nuclei", out)
+    for name in ("onnx_int8.onnx", "onnx_int8.safetensors", "onnx_encoder.onnx"):
+        assert (out / name).read_bytes() == (FOLDER / name).read_bytes()
+    pred = zoo.load(str(out), backend="onnx", precision="int8", diameter=None)
+    assert pred.network.precision == "int8"
