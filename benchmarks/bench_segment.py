@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -99,6 +100,8 @@ def _looped(video: Path, times: int) -> Path:
 
 def _variant(name: str) -> list[str]:
     """Extra arguments of an ``--also`` variant of our command."""
+    if name == "onnx":  # onnxruntime's shipped int8 graph (the optional onnxruntime; PyTorch never imported)
+        return ["--backend", "onnx"]
     return ["--diameter", "none"] if name == "diameter-none" else ["--precision", name]
 
 
@@ -117,9 +120,10 @@ def main() -> None:
                     help="approximate number of frames in the video (0: the whole timelapse, every time point)")
     ap.add_argument("--repeats", type=int, default=2, help="runs per side (alternating); the best time counts")
     ap.add_argument("--threads", type=int, default=2, help="torch threads for both sides")
-    ap.add_argument("--also", nargs="*", default=["bf16"], choices=("int8", "bf16", "fp32", "diameter-none"),
+    ap.add_argument("--also", nargs="*", default=["bf16"], choices=("int8", "bf16", "fp32", "diameter-none", "onnx"),
                     help="also time `devolens segment nuclei --precision P` for these P (ours = the default, auto), "
-                         "and with diameter-none `--diameter none` (no magnification estimate)")
+                         "with diameter-none `--diameter none` (no magnification estimate), and with onnx "
+                         "`--backend onnx` (onnxruntime's int8 network, without PyTorch; needs onnxruntime)")
     ap.add_argument("--loop", type=int, default=1, help="play the video this many times in a row (longer input)")
     a = ap.parse_args()
     video = _looped(_video(a.frames), a.loop)
@@ -156,14 +160,13 @@ def main() -> None:
     print(f"ours (devolens segment nuclei, whole process): {o:.1f} s = {n / o:.2f} frames/s")
     print(f"DevoLearn-style (decode all, FPN-ResNet18 fp32 at 256x256, one frame at a time): {b:.1f} s = {n / b:.2f} frames/s")
     for p, t in also.items():
-        print(f"ours with {' '.join(_variant(p))}: {min(t):.1f} s = {n / min(t):.2f} frames/s, speed-up {b / min(t):.2f}x")
+        print(f"ours with {' '.join(_variant(p))}: {min(t):.1f} s = {n / min(t):.2f} frames/s, speed-up {b / min(t):.2f}x"
+              + (f" (medians {statistics.median(base) / statistics.median(t):.2f}x)" if a.repeats >= 3 else ""))
     from devolens.models import load
 
     print(f"ours uses precision {load('nuclei').network.precision!r} here (auto)")
     print(f"speed-up: {b / o:.2f}x (target >= 3x)")
     if a.repeats >= 3:  # on a shared machine one lucky run moves the best-of figure: medians too
-        import statistics
-
         print(f"speed-up of the medians ({a.repeats} runs each): "
               f"{statistics.median(base) / statistics.median(ours):.2f}x")
 

@@ -12,7 +12,8 @@ Writes into ``src/devolens/models/zoo/<name>/`` (``--zoo``):
   VNNI), activations uint8 per tensor, calibrated (min-max) on the clean frames of ``--renders`` (renders of
   TRAINING embryos or fresh simulated ones, never the held-out embryos), each prepared exactly as at inference
   (channel, resize, percentile normalisation, content box, padding) -- the frames scripts/zoo_int8.py calibrates
-  PyTorch's int8 network on;
+  PyTorch's int8 network on; the decoder's ``Shape`` nodes then read the quantized maps (no dequantization of whole
+  maps to read their sizes);
 - ``onnx_encoder.onnx``: the float encoder up to its two deepest stages (the size model's features), exported
   without folding BatchNorm so that its tensors are the shipped ``weights.safetensors`` tensors, by name.
 
@@ -55,6 +56,20 @@ def externalise(model, keep_inline: int) -> tuple[object, dict[str, np.ndarray]]
         init.ClearField("raw_data")
         init.data_location = TensorProto.EXTERNAL
     return model, out
+
+
+def shapes_from_quantized(model) -> int:
+    """Rewire every ``Shape`` node that reads a dequantized tensor to read the quantized one (the same shape): the
+    decoder's sizes are read off feature maps, and onnxruntime otherwise dequantized (and transposed out of its NHWC
+    layout) eight whole maps per pass only to read their shapes. Returns the number rewired."""
+    made_by = {out: node for node in model.graph.node for out in node.output}
+    rewired = 0
+    for node in model.graph.node:
+        source = made_by.get(node.input[0]) if node.op_type == "Shape" else None
+        if source is not None and source.op_type == "DequantizeLinear":
+            node.input[0] = source.input[0]
+            rewired += 1
+    return rewired
 
 
 def main() -> None:
@@ -117,7 +132,9 @@ def main() -> None:
         quantize_static(pre, q8, Frames(), quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax)
-        int8_graph, int8_tensors = externalise(onnx.load(q8), EXTERNAL_BYTES)
+        quantized = onnx.load(q8)
+        rewired = shapes_from_quantized(quantized)
+        int8_graph, int8_tensors = externalise(quantized, EXTERNAL_BYTES)
 
     # the float encoder, BatchNorm not folded: its tensors are weights.safetensors's, by name
     unfused = load_weights(build_lite(dict(card["architecture"])), folder / "weights.safetensors").eval()
@@ -149,7 +166,8 @@ def main() -> None:
         "int8": {
             "graph": "onnx_int8.onnx", "tensors": "onnx_int8.safetensors", "external": list(int8_tensors),
             "scheme": "onnxruntime static quantization, QDQ: weights int8 per output channel (symmetric, 7-bit range), "
-                      "activations uint8 per tensor (min-max), of the fp32 network with BatchNorm folded",
+                      "activations uint8 per tensor (min-max), of the fp32 network with BatchNorm folded; the "
+                      "decoder's Shape nodes read the quantized maps",
             "calibration": f"{len(files)} clean frames of " + ", ".join(d.name for d in a.renders)
                            + " (renders of training embryos / fresh simulated embryos; held-out embryos never used)",
         },
@@ -172,7 +190,7 @@ def main() -> None:
     with torch.inference_mode():
         want = [t.numpy() for t in net.model.encoder(torch.from_numpy(x))[-2:]]  # (the predictors', folded)
     enc = max(float(np.abs(f - w).max()) for f, w in zip(feats, want))
-    print(f"{folder / 'onnx_int8.onnx'}: {len(int8_tensors)} external tensors "
+    print(f"{folder / 'onnx_int8.onnx'}: {rewired} Shape nodes read quantized maps; {len(int8_tensors)} external tensors "
           f"({sum(t.nbytes for t in int8_tensors.values()) / 1e6:.1f} MB); logits vs fp32 on a calibration frame: "
           f"max {diff.max():.3f}, mean {diff.mean():.4f}")
     print(f"{folder / 'onnx_encoder.onnx'}: {len(encoder_tensors)} tensors of weights.safetensors; features vs "

@@ -804,12 +804,14 @@ def check_threads(threads: Optional[int]) -> None:
 
 
 def apply_threads(threads: Optional[int]) -> None:
-    """``--threads``: PyTorch's CPU threads (None: torch's choice). Called after :func:`streaming_threads`, whose
-    setting must come before PyTorch is imported."""
-    if threads:
-        import torch
+    """``--threads``: PyTorch's CPU threads and onnxruntime's sessions' (None: their choice). Called after
+    :func:`streaming_threads`, whose setting must come before PyTorch is imported, and before the predictor loads
+    (an onnx session takes its threads when it is built). PyTorch is not imported for it."""
+    from devolens.predict import _ort
 
-        torch.set_num_threads(int(threads))
+    _ort.THREADS = int(threads) if threads else None  # (each command its own: an earlier call's is not kept)
+    if threads and "torch" in sys.modules:  # (the commands call this again once their predictor has loaded torch)
+        sys.modules["torch"].set_num_threads(int(threads))
 
 
 def json_number(value, *, whole_as_int: bool = False):

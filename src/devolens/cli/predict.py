@@ -1711,6 +1711,7 @@ def run_segmentation(
         # a stack's planes as frames: frame t x Z + z, whose t and z the tables give (one file's stack only)
         planes = reading["z_planes"] if reading and reading["z"] == "slices" and stack_file == input_path else 1
         _check_report(skip_flagged, report, source, stack_z=stack_z, channel=channel, pages=pages)
+        apply_threads(threads)  # (an onnx session takes its threads when it is built; torch's once it is loaded)
         predictor = _load_predictor(model, kind, batch_size, fast, backend, tta=tta, precision=precision,
                                     diameter=diameter, channel=read_by, flatten=flat, device=device,
                                     **({"postprocess": post} if post else {}))
@@ -3320,6 +3321,7 @@ def run_population(input_path: Path, out: Path, *, model: str = "population", mo
     judged = _JudgedFrames()  # what the inverted-input note judges, chosen by the nuclei found as segment's are
     turned: list[dict] = []  # frames read from files turned by their EXIF orientation tag (a note, the record)
     try:
+        apply_threads(threads)  # (an onnx session takes its threads when it is built; torch's once it is loaded)
         predictor = _load_predictor(model, "population", batch_size, fast, backend, precision=precision,
                                     diameter=diameter, channel=_color(color), device=device)
         shadowed = _shadowed_model_note(model)

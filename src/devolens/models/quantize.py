@@ -31,11 +31,11 @@ from __future__ import annotations
 import threading
 import warnings
 from functools import lru_cache
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+if TYPE_CHECKING:  # (annotations only: torch is imported where a network runs, not with this module)
+    import torch
+    from torch import nn
 
 from devolens.errors import DevolensError, option
 from devolens.predict.devices import DeviceWarning
@@ -104,6 +104,20 @@ def int8_reduced_here() -> bool:
     return "avx2" in flags and not int8_fast_here()
 
 
+def ort_int8_here() -> bool:
+    """True on an x86 CPU with VNNI/AMX or AVX2, where ``precision="auto"`` on the onnx backend takes onnxruntime's
+    int8 network (a model that ships one): measured on an AVX2-only AMD EPYC (fifty-seventh session; the held-out
+    nuclei F1 as PyTorch's int8). Unlike :func:`int8_reduced_here` it does not ask for bf16 (onnxruntime runs no
+    bf16 here), and it reads ``/proc/cpuinfo`` only: no torch."""
+    return int8_fast_here() or "avx2" in _cpu_flags()
+
+
+def ort_int8_chosen(precision: str, fast: bool, device: str) -> bool:
+    """Whether the onnx backend runs a model's shipped int8 graph (where it ships one): ``"int8"`` asked for, or
+    ``"auto"`` with ``fast`` on a CPU of :func:`ort_int8_here`; on the CPU only."""
+    return str(device) == "cpu" and (precision == "int8" or (precision == "auto" and bool(fast) and ort_int8_here()))
+
+
 @lru_cache(maxsize=1)
 def bf16_fast_here() -> bool:
     """True when this CPU has native bf16 arithmetic for oneDNN (x86: AVX-512; ARM: the BF16 extension).
@@ -114,6 +128,8 @@ def bf16_fast_here() -> bool:
     and ``train.amp: bf16`` run fp32 (explicit ``"bf16"`` still runs a predictor so). True where this
     PyTorch has no such check (the choice made before it was asked).
     """
+    import torch
+
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except Exception:  # (AttributeError/RuntimeError: no such operator in this build)
@@ -127,6 +143,8 @@ def fp16_fast_here() -> bool:
     against 0.05 s in fp32 (and 0.035 s in bf16) on an AMD EPYC with AVX512-BF16, with the same losses. False
     where this PyTorch has no such check (a build without oneDNN): fp32 then, unlike :func:`bf16_fast_here`,
     because emulated fp16 is far slower than emulated bf16."""
+    import torch
+
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
     except (AttributeError, RuntimeError):  # a build without oneDNN
@@ -137,6 +155,9 @@ def fp16_fast_here() -> bool:
 def int8_supported() -> bool:
     """True when this PyTorch build can run the int8 networks: the oneDNN quantized engine
     is there and a small int8 convolution runs (checked once per process)."""
+    import torch
+    from torch import nn
+
     if ENGINE not in torch.backends.quantized.supported_engines:
         return False
     _quiet()
@@ -156,6 +177,8 @@ def int8_supported() -> bool:
 
 def quantizable(model: nn.Module) -> bool:
     """True for networks this module can quantize: a :class:`UnetLite` with BatchNorm folded."""
+    from torch import nn
+
     from devolens.models.unet_lite import UnetLite
 
     if not isinstance(model, UnetLite):
@@ -166,6 +189,9 @@ def quantizable(model: nn.Module) -> bool:
 def _walk(model: nn.Module, x: torch.Tensor, conv: Callable, add_relu: Callable, cat: Callable) -> torch.Tensor:
     """The U-Net's forward pass with its convolutions, residual sums and skip joins
     delegated (float with observation, or int8); input sides on the ``2**depth`` grid."""
+    import torch
+    import torch.nn.functional as F
+
     enc = model.encoder
     features = []
     x = conv(enc.conv1, x, "encoder.conv1", True)
@@ -210,6 +236,8 @@ def calibrate(model: nn.Module, batches: Iterable[torch.Tensor]) -> dict[str, li
         of its uint8 grid, chosen by a histogram observer (rare outliers are clipped to
         minimise the quantization error).
     """
+    import torch
+
     from torch.ao.quantization.observer import HistogramObserver
 
     if not quantizable(model):
@@ -258,10 +286,10 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
     (:func:`devolens.predict.devices.native_bf16`: before Ampere) runs ``"auto"`` in fp32 and refuses ``"bf16"``.
 
     Backend ``"onnx"``: ``onnx_int8`` (the model ships onnxruntime's int8 graph, devolens.predict._ort): int8 for
-    ``"int8"``, a card's int8, and ``"auto"`` where torch's auto would take int8 (a CPU with VNNI/AMX, or AVX2
-    without native bf16); else fp32 (onnxruntime runs the exported fp32 network). ``"bf16"``, and ``"int8"`` without
-    the graph, given by the user are refused, but a :class:`CardPrecision` (a model card's choice, e.g. the
-    population card's ``nuclei_precision``) gives way to fp32 with a :class:`PrecisionWarning`.
+    ``"int8"`` and for ``"auto"`` with ``fast`` on an x86 CPU with VNNI/AMX or AVX2 (:func:`ort_int8_here`); else
+    fp32 (onnxruntime runs the exported fp32 network). ``"bf16"``, and ``"int8"`` without the graph, given by the
+    user are refused, but a :class:`CardPrecision` (a model card's choice, e.g. the population card's
+    ``nuclei_precision``) gives way to fp32 with a :class:`PrecisionWarning`.
 
     Raises
     ------
@@ -279,10 +307,8 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
     from devolens.predict.devices import check_precision, gpu_label, native_bf16
 
     check_precision(precision)
-    if backend == "onnx" and onnx_int8 and str(device) == "cpu":  # onnxruntime's own int8 network (a shipped graph)
-        if precision == "int8" or (precision == "auto" and fast and (int8_fast_here() or (
-                int8_reduced_here() and not bf16_fast_here()))):
-            return "int8"
+    if backend == "onnx" and onnx_int8 and ort_int8_chosen(precision, fast, device):
+        return "int8"  # onnxruntime's own int8 network (a shipped graph)
     if backend == "onnx" and isinstance(precision, CardPrecision) and precision in ("int8", "bf16"):
         # the card's choice, not the user's: onnxruntime runs the exported fp32 network, which the user asked for
         warnings.warn(f"{option('backend', repr('onnx'), cli_value='onnx')} runs the network in fp32, not in the "
@@ -337,6 +363,8 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
 
 
 def _quantized_conv(conv: nn.Conv2d, relu: bool, scale: float, zero: int) -> nn.Module:
+    import torch
+
     from torch.ao.nn import intrinsic as nni  # noqa: F401  (registers the fused modules)
     from torch.ao.nn.intrinsic import quantized as nniq
     from torch.ao.nn import quantized as nnq
@@ -353,39 +381,54 @@ def _quantized_conv(conv: nn.Conv2d, relu: bool, scale: float, zero: int) -> nn.
     return q
 
 
-class Int8Unet(nn.Module):
-    """int8 copy of a :class:`~devolens.models.unet_lite.UnetLite` (float in, float logits out).
+@lru_cache(maxsize=1)
+def _int8_unet_class() -> type:
+    """:class:`Int8Unet`, defined on first use: importing this module does not import torch (the onnx backend's
+    int8 network runs without it)."""
+    import torch
+    from torch import nn
 
-    Build it with :func:`quantize`. Input sides must be multiples of ``2**encoder_depth``.
-    """
+    class Int8Unet(nn.Module):
+        """int8 copy of a :class:`~devolens.models.unet_lite.UnetLite` (float in, float logits out).
 
-    def __init__(self, model: nn.Module, params: dict[str, list[float]], reduce_range: bool = False):
-        super().__init__()
-        self._float = [model]  # structure only (a list: not registered as a submodule)
-        self.reduce_range = bool(reduce_range)
-        self.params = {k: seven_bit(v) if reduce_range else (float(v[0]), int(v[1])) for k, v in params.items()}
-        self.convs = nn.ModuleDict()
+        Build it with :func:`quantize`. Input sides must be multiples of ``2**encoder_depth``.
+        """
 
-        def build(module, x, name, relu):
-            self.convs[name.replace(".", "_")] = _quantized_conv(module, relu, *self.params[name])
-            return x
+        def __init__(self, model: nn.Module, params: dict[str, list[float]], reduce_range: bool = False):
+            super().__init__()
+            self._float = [model]  # structure only (a list: not registered as a submodule)
+            self.reduce_range = bool(reduce_range)
+            self.params = {k: seven_bit(v) if reduce_range else (float(v[0]), int(v[1])) for k, v in params.items()}
+            self.convs = nn.ModuleDict()
 
-        _walk(model, None, build, lambda a, b, name: a, lambda a, b, name: a)
+            def build(module, x, name, relu):
+                self.convs[name.replace(".", "_")] = _quantized_conv(module, relu, *self.params[name])
+                return x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q = torch.quantize_per_tensor(x.float().contiguous(memory_format=torch.channels_last), *self.params["input"],
-                                      torch.quint8)
+            _walk(model, None, build, lambda a, b, name: a, lambda a, b, name: a)
 
-        def conv(module, t, name, relu):
-            return self.convs[name.replace(".", "_")](t)
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            q = torch.quantize_per_tensor(x.float().contiguous(memory_format=torch.channels_last), *self.params["input"],
+                                          torch.quint8)
 
-        def add_relu(a, b, name):
-            return torch.ops.quantized.add_relu(a, b, *self.params[name])
+            def conv(module, t, name, relu):
+                return self.convs[name.replace(".", "_")](t)
 
-        def cat(a, b, name):
-            return torch.ops.quantized.cat([a, b], 1, *self.params[name])
+            def add_relu(a, b, name):
+                return torch.ops.quantized.add_relu(a, b, *self.params[name])
 
-        return _walk(self._float[0], q, conv, add_relu, cat).dequantize()
+            def cat(a, b, name):
+                return torch.ops.quantized.cat([a, b], 1, *self.params[name])
+
+            return _walk(self._float[0], q, conv, add_relu, cat).dequantize()
+
+    return Int8Unet
+
+
+def __getattr__(name: str):
+    if name == "Int8Unet":  # (defined on first use: :func:`_int8_unet_class`)
+        return _int8_unet_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def seven_bit(qparams) -> tuple[float, int]:
@@ -408,6 +451,8 @@ def quantize(model: nn.Module, params: dict[str, list[float]], reduce_range: boo
         If int8 is not supported here, the network is not a quantizable U-Net, or the
         parameters do not fit it (another architecture).
     """
+    import torch
+
     if not int8_supported():
         raise DevolensError(f"int8 inference needs PyTorch's {ENGINE} quantized engine, missing in this build")
     if not quantizable(model):
@@ -422,7 +467,7 @@ def quantize(model: nn.Module, params: dict[str, list[float]], reduce_range: boo
     torch.backends.quantized.engine = ENGINE  # the weights are packed for this engine
     if reduce_range is None:
         reduce_range = not int8_fast_here()
-    return Int8Unet(model, params, reduce_range=reduce_range).eval()
+    return _int8_unet_class()(model, params, reduce_range=reduce_range).eval()
 
 
 class PrecisionNetwork:
@@ -435,6 +480,8 @@ class PrecisionNetwork:
     """
 
     def __init__(self, model: nn.Module, precision: str, int8_params: dict | None = None, device: str = "cpu"):
+        import torch
+
         self.precision = precision
         self.device = torch.device(device)
         self.model = model.to(memory_format=torch.channels_last) if precision == "bf16" else model
@@ -465,6 +512,8 @@ class PrecisionNetwork:
         note_loaded()  # (a process that received a predictor has a network too: its forks are guarded)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        import torch
+
         from devolens.models.zoo import fork_guard
 
         fork_guard()

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
-import torch
 
 from devolens.errors import DevolensError, option
 from devolens.models.quantize import PrecisionNetwork, resolve_precision
 from devolens.predict.devices import check_backend, resolve_device
 from devolens.predict.postprocess import Prepared, check_channel, prep_key, prepare_image, resize_image
+
+if TYPE_CHECKING:  # (annotations only: the onnx backend's int8 network runs without torch)
+    import torch
 
 
 #: the optional packages the onnx backend needs: ``onnx`` (torch.onnx.export's TorchScript exporter writes the
@@ -26,12 +28,12 @@ from devolens.predict.postprocess import Prepared, check_channel, prep_key, prep
 ONNX_PACKAGES = ("onnx", "onnxruntime")
 
 
-def onnx_missing() -> list[str]:
-    """The packages of :data:`ONNX_PACKAGES` that cannot be imported here (empty: the onnx backend can run)."""
+def onnx_missing(packages: Sequence[str] = ONNX_PACKAGES) -> list[str]:
+    """The ``packages`` (of :data:`ONNX_PACKAGES`) that cannot be imported here (empty: the onnx backend can run)."""
     import importlib
 
     missing = []
-    for name in ONNX_PACKAGES:
+    for name in packages:
         try:
             importlib.import_module(name)
         except Exception:  # (not installed, or an install that fails to import: as unusable)
@@ -58,7 +60,7 @@ def check_onnx_backend(device: str = "cpu", export: bool = True) -> None:
         ``device`` (onnxruntime runs the network on the CPU).
     """
     torch_backend = option("backend", "'torch'", cli_value="torch")
-    missing = [m for m in onnx_missing() if export or m == "onnxruntime"]
+    missing = onnx_missing(ONNX_PACKAGES if export else ("onnxruntime",))  # (importing onnx takes 0.2 s)
     if missing:
         needed = " and ".join(ONNX_PACKAGES) if export else "onnxruntime"
         why = "" if export else " (to run the model's int8 graph)"
@@ -118,15 +120,15 @@ class _Lazies(dict):
     views, which share it.
 
     Pickled (a predictor sent to a Dask or joblib worker, to a spawned process) or deep-copied, it leaves out the lock
-    and the onnx session, neither of which can be pickled (``cannot pickle '_thread.lock'``): the copy has a lock of its
+    and the onnx sessions, neither of which can be pickled (``cannot pickle '_thread.lock'``): the copy has a lock of its
     own and builds the session again on first use. (Views pickled together share one copy, as before.)"""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.lock = threading.Lock()
 
-    def __reduce__(self):
-        return type(self), (), None, None, iter([(k, v) for k, v in self.items() if k != "ort"])
+    def __reduce__(self):  # (the onnx sessions, "ort" and "ort_encoder", are built again)
+        return type(self), (), None, None, iter([(k, v) for k, v in self.items() if not k.startswith("ort")])
 
 
 class ImageNetwork:
@@ -134,8 +136,16 @@ class ImageNetwork:
 
     Parameters
     ----------
-    model : torch.nn.Module
-        Maps ``(N, C, H, W)`` to ``(N, K, H, W)`` logits; ``H, W`` multiples of ``multiple``.
+    model : torch.nn.Module or None
+        Maps ``(N, C, H, W)`` to ``(N, K, H, W)`` logits; ``H, W`` multiples of ``multiple``. None with
+        ``model_loader``: built by it where it is needed (not on the onnx backend running a shipped int8 graph,
+        where torch is then never imported; :attr:`model` builds it on first use).
+    model_loader : callable, optional
+        Returns the model (a zoo predictor's: :func:`load_zoo_network` of its folder).
+    onnx_graphs : (folder, card), optional
+        A zoo model's shipped ONNX graphs (card ``onnx``, :mod:`devolens.predict._ort`): the onnx backend runs its
+        int8 graph (``precision`` int8, or auto on an x86 CPU with VNNI/AMX or AVX2) and reads the size model's
+        features from its encoder graph.
     in_channels : int
         Channels the network expects (the grey image is repeated when > 1).
     scale : float
@@ -165,7 +175,8 @@ class ImageNetwork:
     int8_params : dict, optional
         Activation scales and zero points of the int8 network (a card's ``int8.activations``).
     backend : {"torch", "onnx", "auto"}
-        ``"onnx"`` runs the network exported to ONNX with onnxruntime, in fp32 on the CPU (optional
+        ``"onnx"`` runs onnxruntime on the CPU: a model's shipped int8 graph (``onnx_graphs``; onnxruntime alone), or
+        the network exported to ONNX, in fp32 (optional
         packages onnx and onnxruntime, ``pip install "devolens[onnx]"``; an error naming those missing).
         ``"auto"``: onnx where torch would run fp32 on the CPU (``precision="fp32"``, ``fast=False``, or a CPU
         without int8/bf16 instructions) and those packages are installed, else torch: onnxruntime's fp32 was
@@ -199,7 +210,7 @@ class ImageNetwork:
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: torch.nn.Module | None,
         *,
         in_channels: int = 1,
         scale: float = 1.0,
@@ -220,6 +231,7 @@ class ImageNetwork:
         precision: str = "auto",
         int8_params: dict | None = None,
         onnx_graphs: tuple[Path, dict] | None = None,
+        model_loader: Callable[[], Any] | None = None,
     ):
         # every option is checked here, before anything is built: a wrong type is no number of pixels or a switch
         # ("4" would be read as 4, 2.5 as 2, "no" as True), and 0 where a count is asked is no count
@@ -234,12 +246,19 @@ class ImageNetwork:
                 raise DevolensError(f"{name} must be True or False, got {value!r}")
         check_backend(backend)
         device = resolve_device(device)
+        from devolens.models.quantize import ort_int8_chosen
         from devolens.predict._ort import onnx_files
 
         shipped_int8 = bool(onnx_graphs) and onnx_files(onnx_graphs[1], "int8") is not None
         if backend == "onnx":  # onnxruntime and the CPU here; onnx too where the network is exported (below)
             check_onnx_backend(device, export=not shipped_int8)
-        self.model = model.eval().to(device)
+        if model is None and model_loader is None:
+            raise DevolensError("ImageNetwork needs a model (or a model_loader)")
+        # the torch network, unless onnxruntime's shipped int8 graph runs (then built only where asked for: model)
+        if model is None and not (backend == "onnx" and shipped_int8 and ort_int8_chosen(precision, fast, device)):
+            model = model_loader()
+        self._model_loader = model_loader
+        self._model = None if model is None else model.eval().to(device)
         self.in_channels = int(in_channels)
         self.scale = float(scale)
         self.multiple = multiple
@@ -279,12 +298,17 @@ class ImageNetwork:
             raise DevolensError(f"tta must be 1, 2 or 4 views, got {tta}")
         # a zoo model's shipped ONNX graphs (model folder, card): onnxruntime's int8 network and the float encoder
         self.onnx_graphs = onnx_graphs
-        self.precision = resolve_precision(self.model, precision, int8_params, fast=self.fast, device=self.device,
+        self.precision = resolve_precision(self._model, precision, int8_params, fast=self.fast, device=self.device,
                                            multiple=self.multiple, backend=self.backend, onnx_int8=shipped_int8)
-        # (onnxruntime's int8 runs the shipped graph: torch's network stays the float one)
-        torch_precision = "fp32" if self.backend == "onnx" else self.precision
-        self._network = PrecisionNetwork(self.model, torch_precision, int8_params, device)
-        self.model = self._network.model
+        if self._model is None:  # onnxruntime's int8 graph, and no torch network
+            from devolens.models.zoo import note_loaded
+
+            self._network = None
+            note_loaded()  # (as PrecisionNetwork does: a process forked from now on is guarded)
+        else:  # (onnxruntime's int8 runs the shipped graph: torch's network stays the float one)
+            torch_precision = "fp32" if self.backend == "onnx" else self.precision
+            self._network = PrecisionNetwork(self._model, torch_precision, int8_params, device)
+            self._model = self._network.model
         if self.backend == "onnx":  # exported now: an export that fails does so before any output is written
             check_onnx_backend(device, export=self.precision != "int8")
             self._lazy["ort"] = self._onnx_session()
@@ -297,6 +321,21 @@ class ImageNetwork:
                 self.backend = "onnx"
             except DevolensError:  # a network the exporter cannot write: torch, as asked (auto)
                 pass
+
+    @property
+    def model(self) -> "torch.nn.Module":
+        """The float torch network (built on first use where onnxruntime's shipped int8 graph runs: the size model's
+        features without the encoder graph, the export, a caller's own use)."""
+        if self._model is None:
+            with self._lazy_lock:
+                if "model" not in self._lazy:  # (shared with the at_scale views)
+                    self._lazy["model"] = self._model_loader().eval().to(self.device)
+            return self._lazy["model"]
+        return self._model
+
+    @model.setter
+    def model(self, value: "torch.nn.Module") -> None:
+        self._model = value
 
     @property
     def _lazy_lock(self) -> threading.Lock:
@@ -333,6 +372,10 @@ class ImageNetwork:
     # ------------------------------------------------------------------ forward
     def _run(self, batch: np.ndarray) -> np.ndarray:
         """(N, H, W) float32 (sides multiples of ``multiple``) -> (N, K, H, W) probabilities."""
+        if self.backend == "onnx":
+            return self._run_numpy(batch)
+        import torch
+
         from devolens.models.zoo import fork_guard
 
         fork_guard()
@@ -348,13 +391,41 @@ class ImageNetwork:
             probs /= float(len(views) + 1)
         return probs.numpy()
 
+    def _run_numpy(self, batch: np.ndarray) -> np.ndarray:
+        """:meth:`_run` on the onnx backend, in NumPy (float32 throughout, as torch's): no torch."""
+        x = np.ascontiguousarray(batch, dtype=np.float32)[:, None]
+        if self.in_channels > 1:
+            x = np.repeat(x, self.in_channels, axis=1)
+        probs = self._activate_numpy(self._run_onnx(x))
+        if self.tta > 1:  # test-time augmentation: mean probabilities over flipped views
+            views = [(3,), (2,), (2, 3)][: self.tta - 1]
+            for dims in views:
+                flipped = self._run_onnx(np.ascontiguousarray(np.flip(x, dims)))
+                probs += np.flip(self._activate_numpy(flipped), dims)
+            probs /= np.float32(len(views) + 1)
+        return probs
+
+    def _activate_numpy(self, logits: np.ndarray) -> np.ndarray:
+        """:meth:`_activate` in NumPy, float32."""
+        from scipy.special import expit, softmax
+
+        logits = logits.astype(np.float32, copy=False)
+        if self.activation == "softmax_distance":  # classes, then a distance head
+            return np.concatenate([softmax(logits[:, :-1], axis=1), expit(logits[:, -1:])], axis=1).astype(np.float32)
+        out = softmax(logits, axis=1) if self.activation == "softmax" else expit(logits)
+        return out.astype(np.float32, copy=False)
+
     def _activate(self, logits: torch.Tensor) -> torch.Tensor:
+        import torch
+
         if self.activation == "softmax_distance":  # classes, then a distance head
             return torch.cat([torch.softmax(logits[:, :-1], dim=1), torch.sigmoid(logits[:, -1:])], dim=1)
         return torch.softmax(logits, dim=1) if self.activation == "softmax" else torch.sigmoid(logits)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         """Raw network output (float32, CPU) for a prepared (N, C, H, W) batch."""
+        import torch
+
         if self.backend == "onnx":
             return torch.from_numpy(self._run_onnx(x.contiguous().numpy()))
         return self._network(x.to(self.device)).cpu()
@@ -363,7 +434,7 @@ class ImageNetwork:
         with self._lazy_lock:
             if "ort" not in self._lazy:
                 self._lazy["ort"] = self._onnx_session()
-        return self._lazy["ort"].run(["y"], {"x": x.astype(np.float32)})[0]
+        return self._lazy["ort"].run(["y"], {"x": x.astype(np.float32, copy=False)})[0]
 
     def _onnx_session(self):
         """The network exported to ONNX (in memory) in an onnxruntime session.
@@ -380,8 +451,11 @@ class ImageNetwork:
         if self.precision == "int8":  # onnxruntime's int8 network, shipped with the model (devolens.predict._ort)
             from devolens.predict import _ort
 
-            return _ort.session(*self.onnx_graphs, "int8", threads=max(1, torch.get_num_threads()))
+            return _ort.session(*self.onnx_graphs, "int8", threads=_ort.threads())
         import onnxruntime as ort
+        import torch
+
+        from devolens.predict import _ort
 
         buffer = io.BytesIO()  # exported in memory: no temporary file left behind (one was, per run)
         dummy = torch.zeros(1, self.in_channels, 64, 64)
@@ -398,7 +472,7 @@ class ImageNetwork:
             # ones took the CPU from the post-processing and writing threads beside the network (the CLI sets
             # OMP_WAIT_POLICY=PASSIVE for torch's): 140 video frames end to end in 81-85 s instead of 107-113 s on a
             # loaded 2-core machine, 43 s instead of 55 s on a quieter one
-            options.intra_op_num_threads = max(1, torch.get_num_threads())
+            options.intra_op_num_threads = _ort.threads()
             options.inter_op_num_threads = 1
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             return ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])

@@ -32,6 +32,26 @@ EXTERNAL_BYTES = 128
 #: the card's ``onnx`` entries that :func:`onnx_files` reads: graph file, tensors file
 GRAPHS = ("int8", "encoder")
 
+#: the sessions' threads as ``--threads`` set them (devolens.cli._common.apply_threads); None: :func:`threads` chooses
+THREADS: int | None = None
+
+
+def threads() -> int:
+    """The intra-op threads of an onnxruntime session: ``--threads`` (:data:`THREADS`), else torch's count where torch
+    is loaded (its ``torch.set_num_threads``, ``OMP_NUM_THREADS``), else ``OMP_NUM_THREADS``, else the CPUs this
+    process may run on."""
+    import os
+    import sys
+
+    if THREADS:
+        return int(THREADS)
+    if "torch" in sys.modules:
+        return max(1, sys.modules["torch"].get_num_threads())
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
 
 def ort_missing() -> bool:
     """True when onnxruntime cannot be imported here (the shipped graphs need onnxruntime only, not onnx)."""

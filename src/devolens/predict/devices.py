@@ -145,11 +145,11 @@ def resolve_device(name: str = "auto", option: str = "device") -> str:
         An unknown name, ``cuda`` where PyTorch sees no CUDA GPU (saying why, as far as can be told), ``cuda:N``
         beyond the GPUs it sees, or a GPU this PyTorch build has no kernels for (too old or too new for it).
     """
+    canonical = device_name(name, option)
+    if canonical == "cpu":  # (without importing torch: the onnx backend's int8 network runs without it)
+        return canonical
     import torch
 
-    canonical = device_name(name, option)
-    if canonical == "cpu":
-        return canonical
     if canonical == "auto":
         if not torch.cuda.is_available():
             return "cpu"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import functools
 import itertools
 import math
 import numbers
@@ -29,7 +30,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
-import torch
 
 from devolens.errors import DevolensError, DevolensValueError, DiameterWarning, InputWarning
 from devolens.predict._engine import ImageNetwork, batched, load_zoo_network, to_input_size
@@ -58,6 +58,7 @@ from devolens.predict.postprocess import (
 
 if TYPE_CHECKING:
     import pandas as pd
+    import torch
 
 
 def check_diameter(diameter, reference: float | None, takes: str = "a number of pixels, 'auto', 'each' or None", *,
@@ -636,7 +637,7 @@ class _SegmentationPredictor:
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: torch.nn.Module | None,
         *,
         in_channels: int = 1,
         scale: float = 1.0,
@@ -659,6 +660,7 @@ class _SegmentationPredictor:
         precision: str = "auto",
         int8_params: dict | None = None,
         onnx_graphs: tuple[Path, dict] | None = None,
+        model_loader: Callable[[], Any] | None = None,
         diameter: float | str | None = None,
         diameter_ref: float | None = None,
         size_model: Any = None,
@@ -720,6 +722,7 @@ class _SegmentationPredictor:
             fast=fast, backend=backend, channel=channel, percentiles=percentiles, flatten=flatten, outliers=outliers,
             activation=activation,
             device=device, crop=crop, tta=tta, precision=precision, int8_params=int8_params, onnx_graphs=onnx_graphs,
+            model_loader=model_loader,
         )
         self.postprocess_options = _postprocess_dict(postprocess)
         _check_postprocess(self.postprocess_options)
@@ -746,7 +749,6 @@ class _SegmentationPredictor:
             Override any constructor option (``batch_size``, ``fast``, ``precision``,
             ``backend``, ``device``, ``tile``, ``scale``, ``channel``, ``postprocess``...).
         """
-        model = load_zoo_network(folder, card)
         inp = card.get("input", {})
         pre = card.get("preprocessing", {})
         kwargs: dict[str, Any] = dict(
@@ -790,7 +792,10 @@ class _SegmentationPredictor:
         if post is not None:  # the user's keys checked (the card's may be other versions')
             kwargs["postprocess"].update(_check_user_postprocess(post, cls.postprocess_keys, cls.__name__))
         kwargs.update(options)
-        return cls(model, **kwargs)
+        loader = functools.partial(load_zoo_network, folder, card)
+        if kwargs.get("backend") == "onnx" and kwargs["onnx_graphs"]:  # built only where needed (ImageNetwork)
+            return cls(None, model_loader=loader, **kwargs)
+        return cls(loader(), model_loader=loader, **kwargs)
 
     # ------------------------------------------------------------------ inference
     def predict(self, image: np.ndarray | str | Path, diameter: float | str | None = OWN_DIAMETER

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
-import torch
 
 from devolens.errors import DevolensError, DiameterWarning
 
@@ -265,6 +264,8 @@ def _features(predictor: "_SegmentationPredictor", arr: np.ndarray) -> np.ndarra
     if net.onnx_encoder:  # the onnx backend: the model's shipped float encoder, in onnxruntime (devolens.predict._ort)
         arr = np.ascontiguousarray(box, np.float32)[None, None]
         return _pooled(net.encoder_features(np.repeat(arr, net.in_channels, axis=1)), inside, bright)
+    import torch
+
     x = torch.from_numpy(np.ascontiguousarray(box, np.float32))[None, None]
     if net.in_channels > 1:
         x = x.expand(-1, net.in_channels, -1, -1)

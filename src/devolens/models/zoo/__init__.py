@@ -24,6 +24,7 @@ import copy
 import importlib
 import json
 import os
+import sys
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -356,7 +357,8 @@ def fork_guard() -> None:
     Called where the networks run, never in an at-fork handler: those also run in the child of a ``subprocess``
     with ``preexec_fn`` (imageio-ffmpeg's), where calling into PyTorch can deadlock."""
     pid = os.getpid()
-    if _FORKS["loaded"] is not None and pid != _FORKS["loaded"] and _FORKS["guarded"] != pid:
+    # (without torch loaded there is no OpenMP pool to guard: onnxruntime's int8 network; a later call guards it)
+    if _FORKS["loaded"] is not None and pid != _FORKS["loaded"] and _FORKS["guarded"] != pid and "torch" in sys.modules:
         import torch
 
         _FORKS["guarded"] = pid
