@@ -19,8 +19,12 @@ Writes into ``src/devolens/models/zoo/<name>/`` (``--zoo``):
 
 Each graph file holds the structure only: tensors of 128 bytes or more are external references, read at load time
 from the safetensors file the card names (devolens.predict._ort). The card gets an ``onnx`` entry (files, scheme,
-calibration, command, versions, the external tensors' names) and card.md is rewritten. Re-run after shipping new
-weights or int8 calibration frames.
+calibration, command, versions, the external tensors' names; with ``--metrics``, the held-out metrics measured with
+``benchmarks/eval_zoo.py nuclei --diameter auto --backend onnx``) and card.md is rewritten. Re-run after shipping new
+weights or int8 calibration frames; then measure and add the metrics::
+
+    python benchmarks/eval_zoo.py nuclei --diameter auto --backend onnx --json runs/zoo/eval_nuclei_onnx.json
+    python scripts/zoo_onnx.py nuclei --metrics runs/zoo/eval_nuclei_onnx.json --metrics-only
 """
 
 from __future__ import annotations
@@ -75,11 +79,29 @@ def shapes_from_quantized(model) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("name", help="zoo segmentation model (nuclei)")
-    ap.add_argument("--renders", type=Path, nargs="+", required=True, help="render folders of training embryos")
+    ap.add_argument("--renders", type=Path, nargs="+", default=[], help="render folders of training embryos")
     ap.add_argument("--zoo", type=Path, default=ROOT / "src" / "devolens" / "models" / "zoo")
     ap.add_argument("--frames", type=int, default=48, help="calibration frames (spread over the folders)")
+    ap.add_argument("--metrics", type=Path, default=None,
+                    help="eval_zoo.py JSON measured with --backend onnx (held-out renders) for the card; "
+                         "with --metrics-only, only these are written into the card")
+    ap.add_argument("--metrics-command", default="python benchmarks/eval_zoo.py nuclei --diameter auto --backend onnx",
+                    help="the command that measured --metrics (for the card)")
+    ap.add_argument("--metrics-only", action="store_true", help="only add --metrics to the card's onnx.int8")
     a = ap.parse_args()
+    if a.metrics_only:
+        from devolens.models.export import write_card
 
+        folder = a.zoo / a.name
+        card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+        card["onnx"]["int8"]["metrics"] = json.loads(a.metrics.read_text(encoding="utf-8"))
+        card["onnx"]["int8"]["metrics_command"] = a.metrics_command
+        write_card(card, folder)
+        print(f"onnxruntime int8 metrics -> {folder / 'card.json'}")
+        return
+
+    if not a.renders:
+        raise SystemExit("give --renders (render folders of training embryos)")
     import onnx
     import onnxruntime as ort
     import torch
@@ -160,6 +182,7 @@ def main() -> None:
 
     onnx.save(int8_graph, folder / "onnx_int8.onnx")
     save_file(int8_tensors, folder / "onnx_int8.safetensors")
+    (folder / "onnx_int8.safetensors").chmod(0o644)  # (safetensors writes 0600: the package's files are read by all)
     onnx.save(encoder_graph, folder / "onnx_encoder.onnx")
     versions = {"onnxruntime": ort.__version__, "onnx": onnx.__version__, "torch": torch.__version__.split("+")[0]}
     card["onnx"] = {
@@ -179,6 +202,9 @@ def main() -> None:
                    + f" --frames {a.frames}",
         "versions": versions,
     }
+    if a.metrics is not None:
+        card["onnx"]["int8"]["metrics"] = json.loads(a.metrics.read_text(encoding="utf-8"))
+        card["onnx"]["int8"]["metrics_command"] = a.metrics_command
     write_card(card, folder)
     # both graphs load from the written files, and the int8 network's logits lie near the fp32 network's
     int8 = session(folder, card, "int8")

@@ -30,7 +30,7 @@ def test_the_onnx_packages_are_checked_before_any_work(tmp_path, monkeypatch, ca
     from devolens.curate import frames as curate_frames
     from devolens.predict import _engine
 
-    monkeypatch.setattr(_engine, "onnx_missing", lambda: ["onnx", "onnxruntime"])
+    monkeypatch.setattr(_engine, "onnx_missing", lambda packages=_engine.ONNX_PACKAGES: list(packages))
 
     def no_curation(*args, **kwargs):
         raise AssertionError("curated before the backend was checked")

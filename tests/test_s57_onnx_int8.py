@@ -111,14 +111,18 @@ def test_auto_on_the_onnx_backend_takes_int8_on_x86_with_avx2_or_vnni(monkeypatc
         assert quantize.ort_int8_here() is int8
     monkeypatch.setattr(quantize, "ort_int8_here", lambda: True)
     assert zoo.load("nuclei", backend="onnx").network.precision == "int8"
-    assert zoo.load("nuclei", backend="onnx", fast=False).network.precision == "fp32" or not _onnx_installed()
+    _fp32_export(fast=False)  # (--no-fast: fp32)
     monkeypatch.setattr(quantize, "ort_int8_here", lambda: False)
-    # a CPU without int8 instructions: fp32, exported by torch (which needs the onnx package)
+    _fp32_export()  # a CPU without int8 instructions: fp32
+
+
+def _fp32_export(**options) -> None:
+    """The onnx backend in fp32 runs torch's export of the network, which needs the onnx package."""
     if _onnx_installed():
-        assert zoo.load("nuclei", backend="onnx").network.precision == "fp32"
+        assert zoo.load("nuclei", backend="onnx", **options).network.precision == "fp32"
     else:
         with pytest.raises(DevolensError, match="onnx to export the network in fp32"):
-            zoo.load("nuclei", backend="onnx")
+            zoo.load("nuclei", backend="onnx", **options)
 
 
 def _onnx_installed() -> bool:

@@ -2867,10 +2867,11 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         fast: bool = typer.Option(True, "--fast/--no-fast", help=FAST_HELP),
         precision: str = typer.Option("auto", "--precision", callback=PRECISION_CHOICE, help=PRECISION_HELP),
         backend: str = typer.Option("torch", "--backend", callback=BACKEND_CHOICE,
-                                    help=("torch (the default), onnx (onnxruntime, fp32 on the CPU, for portability: "
-                                          "faster than torch's fp32, slower than its default int8; "
-                                          "pip install \"devolens\\[onnx]\") or auto (onnx only where torch would "
-                                          "run fp32).")),
+                                    help=("torch (the default), onnx (onnxruntime on the CPU, pip install "
+                                          "\"devolens\\[onnx]\": the nuclei model's shipped int8 network, without "
+                                          "PyTorch, at --precision int8 or auto on x86 CPUs with AVX2 or VNNI; else "
+                                          "fp32, exported by PyTorch) or auto (onnx only where torch would run "
+                                          "fp32).")),
         overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write overlay images / overlay video."),
         probabilities: bool = typer.Option(False, "--probabilities", help=(
             f"Also write probs/: each frame's {_PROBABILITY_WORDS[kind]} probability map, the network's, at the "

@@ -1158,6 +1158,27 @@ def int8_md_lines(card: dict) -> list[str]:
     return lines + [""]
 
 
+def onnx_md_lines(card: dict) -> list[str]:
+    """The card.md section on the model's shipped ONNX graphs (empty without ``card["onnx"]``)."""
+    graphs = card.get("onnx")
+    if not isinstance(graphs, dict) or not isinstance(graphs.get("int8"), dict):
+        return []
+    q = graphs["int8"]
+    lines = ["## onnxruntime int8 (`backend='onnx'`, `--backend onnx`: runs without PyTorch)", "",
+             f"- **graph**: `{q.get('graph')}`, its tensors in `{q.get('tensors')}`",
+             f"- **scheme**: {q.get('scheme')}", f"- **calibration**: {q.get('calibration')}"]
+    if isinstance(graphs.get("encoder"), dict):
+        enc = graphs["encoder"]
+        lines.append(f"- **size model's encoder**: `{enc.get('graph')}`, its tensors in `{enc.get('tensors')}`")
+    lines += [f"- **command**: `{graphs.get('command')}`", f"- **versions**: {_flat_md(graphs.get('versions', {}))}"]
+    metrics = q.get("metrics") if isinstance(q.get("metrics"), dict) else {}
+    lines += [f"- **{k}** (onnxruntime int8): {v.get('value') if isinstance(v, dict) else round(v, 4)}"
+              for k, v in metrics.items() if k in card.get("headline", []) and isinstance(v, (dict, float))]
+    if q.get("metrics_command"):
+        lines.append(f"- **measured by**: `{q['metrics_command']}`")
+    return lines + [""]
+
+
 def _flat_md(x) -> str:
     """A card value as one line of Markdown text: nested dicts as ``key value, ...`` in parentheses."""
     if isinstance(x, dict):
@@ -1275,6 +1296,7 @@ def card_md(card: dict, load_name: str | None = None) -> str:
         lines += ["## Developmental clock (`devolens population --clock`, timelapses)", "",
                   "```json", json.dumps(card["clock"], indent=2), "```", ""]
     lines += int8_md_lines(card)
+    lines += onnx_md_lines(card)
     recipe = card["recipe"]
     lines += ["## Training data", "", card["training_data"], "", "## Recipe and command", ""]
     if isinstance(recipe, dict):  # a run's: the recipe itself, as it trained

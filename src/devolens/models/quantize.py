@@ -324,7 +324,7 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
         if not int8_ok:
             why = ("this model has no int8 calibration" if not params else
                    "the network cannot be quantized" if not can_quantize else
-                   "int8 runs on the CPU only" if not on_cpu else
+                   "int8 runs on the CPU torch backend only" if not on_cpu else
                    "this model ships no int8 ONNX graph for the onnx backend" if backend != "torch"
                    else "this PyTorch build has no oneDNN quantized engine")
             raise DevolensError(f"precision 'int8' is not available: {why}")
