@@ -160,8 +160,9 @@ def main() -> None:
     print(f"ours (devolens segment nuclei, whole process): {o:.1f} s = {n / o:.2f} frames/s")
     print(f"DevoLearn-style (decode all, FPN-ResNet18 fp32 at 256x256, one frame at a time): {b:.1f} s = {n / b:.2f} frames/s")
     for p, t in also.items():
-        print(f"ours with {' '.join(_variant(p))}: {min(t):.1f} s = {n / min(t):.2f} frames/s, speed-up {b / min(t):.2f}x"
-              + (f" (medians {statistics.median(base) / statistics.median(t):.2f}x)" if a.repeats >= 3 else ""))
+        medians = f" (medians {statistics.median(base) / statistics.median(t):.2f}x)" if a.repeats >= 3 else ""
+        print(f"ours with {' '.join(_variant(p))}: {min(t):.1f} s = {n / min(t):.2f} frames/s, "
+              f"speed-up {b / min(t):.2f}x{medians}")
     from devolens.models import load
 
     print(f"ours uses precision {load('nuclei').network.precision!r} here (auto)")

@@ -216,7 +216,8 @@ def main() -> None:
     with torch.inference_mode():
         want = [t.numpy() for t in net.model.encoder(torch.from_numpy(x))[-2:]]  # (the predictors', folded)
     enc = max(float(np.abs(f - w).max()) for f, w in zip(feats, want))
-    print(f"{folder / 'onnx_int8.onnx'}: {rewired} Shape nodes read quantized maps; {len(int8_tensors)} external tensors "
+    print(f"{folder / 'onnx_int8.onnx'}: {rewired} Shape nodes read quantized maps; {len(int8_tensors)} external "
+          "tensors "
           f"({sum(t.nbytes for t in int8_tensors.values()) / 1e6:.1f} MB); logits vs fp32 on a calibration frame: "
           f"max {diff.max():.3f}, mean {diff.mean():.4f}")
     print(f"{folder / 'onnx_encoder.onnx'}: {len(encoder_tensors)} tensors of weights.safetensors; features vs "

@@ -759,7 +759,8 @@ def _onnx_files(card: dict) -> set[str]:
     """The files of the card's ONNX graphs (``onnx``, scripts/zoo_onnx.py): graphs and their tensors, but the weights
     (``weights.safetensors``, which the encoder graph reads)."""
     graphs = card.get("onnx") if isinstance(card.get("onnx"), dict) else {}
-    names = {n for entry in graphs.values() if isinstance(entry, dict) for n in (entry.get("graph"), entry.get("tensors"))}
+    names = {n for entry in graphs.values() if isinstance(entry, dict)
+             for n in (entry.get("graph"), entry.get("tensors"))}
     return {n for n in names if isinstance(n, str)} - {"weights.safetensors"}
 
 

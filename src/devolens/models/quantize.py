@@ -408,8 +408,8 @@ def _int8_unet_class() -> type:
             _walk(model, None, build, lambda a, b, name: a, lambda a, b, name: a)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            q = torch.quantize_per_tensor(x.float().contiguous(memory_format=torch.channels_last), *self.params["input"],
-                                          torch.quint8)
+            x = x.float().contiguous(memory_format=torch.channels_last)
+            q = torch.quantize_per_tensor(x, *self.params["input"], torch.quint8)
 
             def conv(module, t, name, relu):
                 return self.convs[name.replace(".", "_")](t)
