@@ -88,6 +88,7 @@ def test_models_show_says_where_the_files_are_and_their_sha256(tmp_path, capsys)
     assert main(["models", "show", "nuclei", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["files"].pop("model_sha256") and shown["files"].pop("safetensors")  # (the records' digests)
+    assert [f["file"] for f in shown["files"].pop("onnx")] == ["onnx_encoder.onnx", "onnx_int8.onnx"]
     assert shown["files"] == {"folder": str((zoo.ZOO_DIR / "nuclei").resolve()),
                               "weights": {"file": "weights.safetensors",
                                           "bytes": (zoo.ZOO_DIR / "nuclei" / "weights.safetensors").stat().st_size,

@@ -121,7 +121,7 @@ def _fp32_export(**options) -> None:
     if _onnx_installed():
         assert zoo.load("nuclei", backend="onnx", **options).network.precision == "fp32"
     else:
-        with pytest.raises(DevolensError, match="onnx to export the network in fp32"):
+        with pytest.raises(DevolensError, match="onnx to export the network in fp32.*precision"):
             zoo.load("nuclei", backend="onnx", **options)
 
 
@@ -151,7 +151,7 @@ def test_tensors_that_do_not_fit_the_graph_are_one_error(tmp_path):
     tensors = load_file(folder / "onnx_int8.safetensors")
     first = card["onnx"]["int8"]["external"][0]
     save_file({k: v for k, v in tensors.items() if k != first}, folder / "onnx_int8.safetensors")
-    with pytest.raises(DevolensError, match="lacks 1 tensors"):
+    with pytest.raises(DevolensError, match="lacks 1 of the tensors"):
         _ort.session(folder, card, "int8")
     tensors[first] = np.zeros((3, 3), tensors[first].dtype)  # another shape
     save_file(tensors, folder / "onnx_int8.safetensors")
@@ -253,3 +253,45 @@ def test_the_torch_network_is_built_only_when_asked_for(monkeypatch):
     if _onnx_installed():
         zoo.load("nuclei", backend="onnx", precision="fp32")
         assert built == [1, 1]
+
+
+def test_the_record_says_onnxruntime_ran_its_int8_graph(tmp_path):
+    """segment.json said int8_activations 7 on an AVX2 CPU (PyTorch's reduced grid) for onnxruntime's graph, whose
+    activations are uint8 everywhere, and named torch's version only."""
+    import importlib.metadata
+
+    from devolens.cli import main
+
+    _write(tmp_path / "embryo.png", _embryo(6))
+    assert main(["-q", "segment", "nuclei", str(tmp_path / "embryo.png"), "--out", str(tmp_path / "o"),
+                 "--backend", "onnx", "--precision", "int8", "--diameter", "none"]) == 0
+    record = json.loads((tmp_path / "o" / "segment.json").read_text())
+    assert (record["backend"], record["precision"], record["int8_activations"]) == ("onnx", "int8", 8)
+    assert record["onnxruntime"] == importlib.metadata.version("onnxruntime")
+    assert main(["-q", "segment", "nuclei", str(tmp_path / "embryo.png"), "--out", str(tmp_path / "t"),
+                 "--diameter", "none"]) == 0
+    assert json.loads((tmp_path / "t" / "segment.json").read_text())["onnxruntime"] is None
+
+
+def test_a_damaged_graph_file_is_named_as_the_onnx_backends(tmp_path):
+    from devolens.models.export import export_shipped
+
+    out = tmp_path / "mine"
+    export_shipped("nuclei", out)
+    data = bytearray((out / "onnx_int8.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (out / "onnx_int8.safetensors").write_bytes(bytes(data))
+    with pytest.warns(Warning, match="ONNX file .*onnx_int8.safetensors.*the onnx backend's results"):
+        zoo.load(str(out), backend="onnx", precision="int8")
+
+
+def test_a_hand_edited_onnx_entry_is_refused_in_one_line(tmp_path):
+    from devolens.models.export import export_shipped
+
+    out = tmp_path / "mine"
+    export_shipped("nuclei", out)
+    card = json.loads((out / "card.json").read_text())
+    card["onnx"]["int8"]["tensors"] = "../x.safetensors"
+    (out / "card.json").write_text(json.dumps(card))
+    with pytest.raises(DevolensError, match="onnx.int8 entry is not valid"):
+        zoo.load(str(out), backend="onnx", precision="int8")

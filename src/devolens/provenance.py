@@ -44,6 +44,18 @@ def torch_version() -> Optional[str]:
         return None
 
 
+def onnxruntime_version(backend: Optional[str]) -> Optional[str]:
+    """The installed onnxruntime's version where ``backend`` is ``"onnx"`` (it ran the network), else None."""
+    from importlib.metadata import PackageNotFoundError, version as dist_version
+
+    if backend != "onnx":
+        return None
+    try:
+        return dist_version("onnxruntime")
+    except PackageNotFoundError:
+        return None
+
+
 def command_line(default: str) -> str:
     """The command line that ran this command, as ``devolens ...`` (``shlex.join`` of ``sys.argv``, the program
     named ``devolens`` whatever its path), for the outputs' records. ``default`` (the command's name, e.g.
@@ -212,9 +224,12 @@ def int8_activations(network) -> Optional[int]:
     """The bits of the activations of an int8 network (``network``: a predictor's network, or a predictor, whose
     ``precision`` is ``"int8"``): 8 on CPUs with VNNI/AMX, 7 on the others (the activations on a 7-bit grid,
     ``reduce_range``: :func:`devolens.models.quantize.quantize`), as the network was built (where it ran), else as
-    it would be built here. None where the network did not run int8."""
+    it would be built here; 8 for onnxruntime's int8 graph (backend ``"onnx"``: uint8 activations on every CPU). None
+    where the network did not run int8."""
     if getattr(network, "precision", None) != "int8":
         return None
+    if getattr(getattr(network, "network", network), "backend", None) == "onnx":
+        return 8
     built = getattr(getattr(network, "_network", network), "_int8", None)
     if built is not None and hasattr(built, "reduce_range"):
         return 7 if built.reduce_range else 8

@@ -791,8 +791,9 @@ def collector_paused() -> Iterator[None]:
 
 
 #: help of the commands' --threads (PyTorch's CPU threads)
-THREADS_HELP = ("Torch CPU threads (default: torch's, every core the process may use: OMP_NUM_THREADS or a CPU set, "
-                "taskset or Slurm's, caps it; a container's CPU quota does not: give --threads).")
+THREADS_HELP = ("CPU threads of the networks (PyTorch's; onnxruntime's with --backend onnx) (default: every core the "
+                "process may use: OMP_NUM_THREADS or a CPU set, taskset or Slurm's, caps it; a container's CPU quota "
+                "does not: give --threads).")
 
 
 def check_threads(threads: Optional[int]) -> None:
@@ -809,7 +810,9 @@ def apply_threads(threads: Optional[int]) -> None:
     (an onnx session takes its threads when it is built). PyTorch is not imported for it."""
     from devolens.predict import _ort
 
-    _ort.THREADS = int(threads) if threads else None  # (each command its own: an earlier call's is not kept)
+    # (each command its own: an earlier command's is not kept; like torch.set_num_threads, it stays in the process
+    # after the command, for predictors loaded later in it)
+    _ort.THREADS = int(threads) if threads else None
     if threads and "torch" in sys.modules:  # (the commands call this again once their predictor has loaded torch)
         sys.modules["torch"].set_num_threads(int(threads))
 

@@ -179,7 +179,7 @@ def list_models(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print the listing as one JSON document: per model its name, "
                                  "task, summary, weights (file, bytes, sha256), model_sha256 (as the outputs' records "
-                                 "compute it: the card and every .safetensors), int8, headline metrics (metric, words, "
+                                 "compute it: the card and every .safetensors and .onnx), int8, headline metrics (metric, words, "
                                  "value, how, target: the project's target and whether the value meets it, or null; "
                                  "text), the setting they were measured in and the input the model takes "
                                  "(an object: the card's input, its words alone as {\"text\": ...})."),
@@ -253,8 +253,9 @@ def _files(name: str, folder: Optional[Path], card: dict) -> dict:
     return {"folder": str(where.resolve()),
             "weights": {"file": weights.name, "bytes": weights.stat().st_size if sha else None, "sha256": sha},
             "model_sha256": _model_sha256(given),
-            "safetensors": [{"file": p.name, "bytes": p.stat().st_size, "sha256": file_sha256(p)}
-                            for p in sorted(where.glob("*.safetensors"), key=lambda p: p.name) if p.is_file()]}
+            **{kind: [{"file": p.name, "bytes": p.stat().st_size, "sha256": file_sha256(p)}
+                      for p in sorted(where.glob(f"*.{kind}"), key=lambda p: p.name) if p.is_file()]
+               for kind in ("safetensors", "onnx")}}  # (onnx: the graphs of --backend onnx, scripts/zoo_onnx.py)
 
 
 @models_app.command("show")
@@ -288,14 +289,15 @@ def show_model(
         if not as_json:
             typer.echo(f"weights sha256: {files['weights']['sha256'] or 'missing'}")
             typer.echo(f"model_sha256: {files['model_sha256'] or 'missing'}")
-            for f in files["safetensors"]:
+            for f in files["safetensors"] + files["onnx"]:
                 typer.echo(f"{f['file']} sha256: {f['sha256']}")
         return
-    each = "".join(f"\n- `{f['file']}`: {f['bytes']} bytes, sha256 `{f['sha256']}`" for f in files["safetensors"]
+    each = "".join(f"\n- `{f['file']}`: {f['bytes']} bytes, sha256 `{f['sha256']}`"
+                   for f in files["safetensors"] + files["onnx"]
                    if f["file"] != files["weights"]["file"])  # (the weights' own: on the Files line)
     text = text.rstrip("\n") + (f"\n\nFiles: `{files['folder']}` (weights `{files['weights']['file']}`, sha256 "
                                  f"`{files['weights']['sha256'] or 'missing'}`)\n\nmodel_sha256 (as the outputs' "
-                                 f"records compute it: the card and every .safetensors): "
+                                 f"records compute it: the card and every .safetensors and .onnx): "
                                  f"`{files['model_sha256'] or 'missing'}`\n" + (each and f"\n{each.lstrip()}\n"))
     from rich.console import Console
     from rich.markdown import Markdown

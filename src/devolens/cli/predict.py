@@ -44,7 +44,8 @@ from devolens.predict.notes import small_nuclei_check as _small_nuclei_check, sm
 from devolens.predict.notes import size_note
 from devolens.predict.notes import _centre, _inverted, _inverted_blobs  # noqa: F401  (_inverted*: tests' names)
 from devolens.predict.notes import _judging_scale, _shapes, inverted_nuclei, judge_input, shape_verdict
-from devolens.provenance import absolute_path, model_sha256, record_header, record_text, torch_version, version
+from devolens.provenance import (absolute_path, model_sha256, onnxruntime_version, record_header, record_text,
+                                 torch_version, version)
 
 #: memory budget of the frames read ahead of the network (bytes)
 READ_AHEAD_BYTES = 256 << 20
@@ -1484,12 +1485,14 @@ def _segment_record(kind: str, input_path: Path, model: str, frames: int, object
     ``exif_turned``: the frames read from image files that were turned as their EXIF orientation tag says (a phone's or
     camera's photo: the outputs follow the turned image, as a photo viewer shows it; napari and scikit-image show the
     file unturned), each ``frame``, ``file`` and ``exif_orientation`` (2-8), which a note names;
-    ``torch``: PyTorch's version; ``notes``: the notes the command prints after its summary line (their words,
+    ``torch``: PyTorch's version (installed; the onnx backend's int8 graph runs without importing it);
+    ``onnxruntime``: its version where the onnx backend ran the network, else None; ``notes``: the notes the command prints after its summary line (their words,
     without ``note:``)."""
     return record_text({**record_header(f"devolens segment {kind}", input_path, model),
                         "devolens": version(), "kind": kind, "frames": frames, "objects": objects, **summary,
                         "weights_sha256": weights_sha256, "model_sha256": model_sha256, "options": options or {},
                         "magnification_estimate": magnification, "torch": torch_version(),
+                        "onnxruntime": onnxruntime_version(summary.get("backend")),
                         "notes": list(notes or [])}, default=None)
 
 
@@ -2941,7 +2944,8 @@ def _segment_command(kind: str, default_model: str, what: str, default_z: str):
         objects = f"{summary['objects']} {_SINGULAR.get(what, what) if summary['objects'] == 1 else what}"
         microns = _diameter_words(summary.get("diameter_um"))
         console.print(f"{_count(summary['frames'], 'frame')}, {objects}{skipped} -> {out} "
-                      f"({summary['precision']} network, working scale "
+                      f"({'onnxruntime ' if summary.get('backend') == 'onnx' else ''}{summary['precision']} network, "
+                      f"working scale "
                       f"{'per image' if summary['scale'] is None else format(summary['scale'], '.3g')}"
                       f"{'; ' + microns if microns else ''})")
         notes = summary.get("notes")
@@ -3075,6 +3079,7 @@ def _population_record(input_path: Path, out: Path, model: str, predictor, *, fr
         "nuclei_weights_sha256": None if nuclei_name is None else zoo.weights_sha256(nuclei_name),
         "nuclei_model_sha256": None if nuclei_name is None else model_sha256(nuclei_name),
         "devolens": version(), "torch": torch_version(), "precision": getattr(predictor, "precision", None),
+        "onnxruntime": onnxruntime_version(getattr(network, "backend", None)),
         "int8_activations": int8_activations(network),  # 8 or 7 bits where the nuclei network ran int8, else None
         # the whole-frame count regressor's arithmetic (bf16 or fp32, on the CPU; None without one)
         "regressor_precision": getattr(predictor, "regressor_precision", None),
@@ -4358,10 +4363,10 @@ def population_command(
     fast: bool = typer.Option(True, "--fast/--no-fast", help=FAST_HELP),
     precision: str = typer.Option("auto", "--precision", callback=PRECISION_CHOICE, help=PRECISION_HELP),
     backend: str = typer.Option("torch", "--backend", callback=BACKEND_CHOICE,
-                                help=("torch (the default), onnx (onnxruntime, fp32 on the CPU, for portability: "
-                                      "the nuclei in fp32 rather than the card's bf16, with a note; "
-                                      "pip install \"devolens\\[onnx]\") or auto (onnx only where torch would "
-                                      "run fp32: with --precision fp32).")),
+                                help=("torch (the default), onnx (onnxruntime on the CPU, pip install "
+                                      "\"devolens\\[onnx]\": the nuclei in fp32 rather than the card's bf16, with a "
+                                      "note, or with --precision int8 the nuclei model's shipped int8 network) or "
+                                      "auto (onnx only where torch would run fp32: with --precision fp32).")),
     stack_z: str = typer.Option("project", "--stack-z", metavar="project", callback=STACK_Z_CHOICE,
                                 help=_POPULATION_STACK_Z_HELP),
     channel: Optional[int] = typer.Option(None, "--channel", help=_CHANNEL_HELP),

@@ -340,8 +340,9 @@ def resolve_precision(model: nn.Module, precision: str, params: dict | None, *, 
     if backend == "onnx":  # onnxruntime runs the exported fp32 network (it was reported as bf16)
         if precision == "bf16":
             raise DevolensError(f"{option('precision', repr('bf16'), cli_value='bf16')} is not available with the "
-                                f"onnx backend (onnxruntime runs fp32): give "
-                                f"{option('precision', repr('fp32'), cli_value='fp32')} (or leave it out) with it, "
+                                f"onnx backend (onnxruntime runs a model's shipped int8 graph, or fp32): give "
+                                f"{option('precision', repr('int8'), cli_value='int8')} or "
+                                f"{option('precision', repr('fp32'), cli_value='fp32')} with it (or leave it out), "
                                 f"or {option('backend', repr('torch'), cli_value='torch')} for bf16")
         return "fp32"
     if not on_cpu:  # GPUs: bf16 autocast where asked for (or auto with fast) and native, else fp32

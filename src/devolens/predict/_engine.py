@@ -47,11 +47,12 @@ def onnxruntime_available() -> bool:
     return not onnx_missing()
 
 
-def check_onnx_backend(device: str = "cpu", export: bool = True) -> None:
+def check_onnx_backend(device: str = "cpu", export: bool = True, shipped: bool = False) -> None:
     """Raise a one-line :class:`DevolensError` unless the onnx backend can run here on ``device`` (a resolved name).
 
     ``export=False``: onnxruntime alone is needed (a model's shipped int8 graph, devolens.predict._ort); else onnx
-    too (torch's exporter writes the fp32 network with it).
+    too (torch's exporter writes the fp32 network with it). ``shipped``: the model ships an int8 graph, which runs
+    with onnxruntime alone at ``precision="int8"`` (said where onnx is what is missing).
 
     Raises
     ------
@@ -64,8 +65,9 @@ def check_onnx_backend(device: str = "cpu", export: bool = True) -> None:
     if missing:
         needed = " and ".join(ONNX_PACKAGES) if export else "onnxruntime"
         why = "" if export else " (to run the model's int8 graph)"
-        if export and missing == ["onnx"]:
-            why = " (onnx to export the network in fp32; the model's int8 graph needs onnxruntime only)"
+        if export and shipped and missing == ["onnx"]:
+            why = (f" (onnx to export the network in fp32; the model's int8 graph runs with onnxruntime alone: "
+                   f"{option('precision', repr('int8'), cli_value='int8')})")
         raise DevolensError(f"{option('backend', repr('onnx'), cli_value='onnx')} needs the optional "
                             f"package{'s' if export else ''} {needed}{why}, missing here: {' and '.join(missing)}; "
                             f"install {'them' if export else 'it'} with pip install \"devolens[onnx]\", or use "
@@ -250,6 +252,11 @@ class ImageNetwork:
         from devolens.predict._ort import onnx_files
 
         shipped_int8 = bool(onnx_graphs) and onnx_files(onnx_graphs[1], "int8") is not None
+        if backend == "onnx" and onnx_graphs and not shipped_int8 and "int8" in (onnx_graphs[1].get("onnx") or {}):
+            # (a card edited by hand: its graph would be passed over for the export, with a message about onnx)
+            raise DevolensError("the card's onnx.int8 entry is not valid (graph and tensors: file names inside the "
+                                "model's folder); copy the model's folder again (devolens models export)",
+                                path=onnx_graphs[0])
         if backend == "onnx":  # onnxruntime and the CPU here; onnx too where the network is exported (below)
             check_onnx_backend(device, export=not shipped_int8)
         if model is None and model_loader is None:
@@ -310,7 +317,7 @@ class ImageNetwork:
             self._network = PrecisionNetwork(self._model, torch_precision, int8_params, device)
             self._model = self._network.model
         if self.backend == "onnx":  # exported now: an export that fails does so before any output is written
-            check_onnx_backend(device, export=self.precision != "int8")
+            check_onnx_backend(device, export=self.precision != "int8", shipped=shipped_int8)
             self._lazy["ort"] = self._onnx_session()
         elif backend == "auto" and self.device == "cpu" and self.precision == "fp32" and onnxruntime_available():
             # measured (segment nuclei, 140 video frames, end to end, 2 cores): onnxruntime's fp32 in 22-29 s, torch's

@@ -101,7 +101,7 @@ def session(folder: str | Path, card: dict, which: str, threads: int = 1):
                                 path=folder)
         missing = [n for n in wanted if n not in tensors]
         if missing:
-            raise DevolensError(f"{tensors_file.name} lacks {len(missing)} tensors of {graph_file.name} "
+            raise DevolensError(f"{tensors_file.name} lacks {len(missing)} of the tensors of {graph_file.name} "
                                 f"(first: {missing[0]}); run scripts/zoo_onnx.py again", path=folder)
         # the graphs compute in fp32: fp16 tensors (the shipped weights) are read as fp32, as torch loads them
         values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(

@@ -568,13 +568,21 @@ def _size_models_mismatch(folder: Path, info: dict[str, Any]) -> str | None:
             continue
     if not differ:
         return None
+    from devolens.models.export import _onnx_files
+
+    graphs = _onnx_files(info)  # the onnx backend's network (scripts/zoo_onnx.py), not a size model
+    kind = "ONNX file" if all(p.name in graphs for p in differ) else "file" if any(p.name in graphs for p in differ) \
+        else "size model"
     files = ", ".join(str(p) for p in differ)
-    said = (f"size model {files} is not the one its card records (files_sha256)" if len(differ) == 1 else
-            f"size models {files} are not the ones its card records (files_sha256)")
+    said = (f"{kind} {files} is not the one its card records (files_sha256)" if len(differ) == 1 else
+            f"{kind}s {files} are not the ones its card records (files_sha256)")
     if _in_package_zoo(folder):
         return f"the shipped {folder.name} model's {said}: a damaged install; reinstall devolens"
-    return (f"the {said}: replaced or damaged after the card was written, so the magnification estimate "
-            "(--diameter auto) may not be the card's; copy the model's folder again (devolens models export)")
+    what = ("the magnification estimate (--diameter auto)" if kind == "size model" else
+            "the onnx backend's results (--backend onnx)" if kind == "ONNX file" else
+            "the magnification estimate and the onnx backend's results")
+    return (f"the {said}: replaced or damaged after the card was written, so {what} may not be the card's; copy the "
+            "model's folder again (devolens models export)")
 
 
 def check_weights(folder: str | Path, info: dict[str, Any], stacklevel: int = 2) -> None:
