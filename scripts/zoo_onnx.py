@@ -116,6 +116,7 @@ def main() -> None:
     from devolens.models.export import write_card
     from devolens.models.unet_lite import build_lite
     from devolens.predict._ort import EXTERNAL_BYTES, session
+    from devolens.provenance import file_sha256
     from devolens.models.zoo import load_weights
 
     logging.getLogger().setLevel(logging.ERROR)  # the quantizer's notes on tensors it leaves in float
@@ -198,6 +199,9 @@ def main() -> None:
             "graph": "onnx_encoder.onnx", "tensors": "weights.safetensors", "external": list(encoder_tensors),
             "outputs": "the encoder's two deepest stages (f3, f4), fp32, for the size model",
         },
+        # the weights the int8 graph was quantized from: another card's weights (a later ship) refuse it
+        # (devolens.predict._ort.session) until this script runs again
+        "weights_sha256": file_sha256(folder / "weights.safetensors"),
         "command": f"python scripts/zoo_onnx.py {a.name} --renders " + " ".join(str(d) for d in a.renders)
                    + f" --frames {a.frames}",
         "versions": versions,

@@ -18,7 +18,8 @@
 # those with the command in their "how".
 #
 # Needs the renders of scripts/zoo_renders.sh (calib_L2, calib_sim, cal_*, and for EVAL val_L3, val_sim;
-# in RENDERS) and the shared lineage tables (DEVOLENS_DATA, default ../shared/data). About 13 minutes on
+# in RENDERS), the shared lineage tables (DEVOLENS_DATA, default ../shared/data) and the onnx extra (step 2b,
+# pip install -e ".[onnx]"). About 13 minutes on
 # 2 cores without EVAL.
 #
 # Environment: STAGE (default runs/refresh/zoo; made anew from the package's zoo unless KEEP_STAGE=1),
@@ -72,6 +73,8 @@ if [ -n "$WEIGHTS" ]; then
 fi
 # 2. the int8 network's activation ranges (from the float network, on training renders)
 run $PY scripts/zoo_int8.py nuclei --zoo "$STAGE" --renders "$R/calib_L2" "$R/calib_sim" --frames 48
+# 2b. onnxruntime's int8 graph and the float encoder's graph (--backend onnx), from the same frames
+run $PY scripts/zoo_onnx.py nuclei --zoo "$STAGE" --renders "$R/calib_L2" "$R/calib_sim" --frames 48
 # 3. the reference diameter (--diameter D; measured in fp32) and the range the size check warns outside of
 run $PY scripts/zoo_diameter.py nuclei --zoo "$STAGE" --renders "$R/calib_L2" "$R/calib_sim"
 # 4. both size models: one render per sample set, featurized unflattened (first model) and flattened with
@@ -109,6 +112,8 @@ if [ "$EVAL" = 1 ]; then  # held-out renders: embryo CD20241010_JIM767_25_L3 and
   ev() { run $PY benchmarks/eval_zoo.py "$@" --zoo "$STAGE" "${VAL[@]}"; }
   ev nuclei --precision int8 --json "$E/nuclei_int8.json"
   run $PY scripts/zoo_int8.py nuclei --zoo "$STAGE" --metrics-only --metrics "$E/nuclei_int8.json"
+  ev nuclei --diameter auto --backend onnx --json "$E/nuclei_onnx.json"
+  run $PY scripts/zoo_onnx.py nuclei --zoo "$STAGE" --metrics-only --metrics "$E/nuclei_onnx.json"
   for z in 0.5 2.0; do
     ev nuclei --zoom "$z" --json "$E/nuclei_none_$z.json"
   done

@@ -295,3 +295,13 @@ def test_a_hand_edited_onnx_entry_is_refused_in_one_line(tmp_path):
     (out / "card.json").write_text(json.dumps(card))
     with pytest.raises(DevolensError, match="onnx.int8 entry is not valid"):
         zoo.load(str(out), backend="onnx", precision="int8")
+
+
+def test_an_int8_graph_made_from_other_weights_is_refused(tmp_path):
+    """New weights shipped without scripts/zoo_onnx.py run again: the int8 graph would run the old network."""
+    folder, card = _copy(tmp_path)
+    assert card["onnx"]["weights_sha256"] == card["weights_sha256"]  # (the shipped graph: made from these weights)
+    card["weights_sha256"] = "0" * 64
+    with pytest.raises(DevolensError, match="made from other weights"):
+        _ort.session(folder, card, "int8")
+    _ort.session(folder, card, "encoder")  # (the encoder graph reads the weights themselves)

@@ -90,6 +90,11 @@ def session(folder: str | Path, card: dict, which: str, threads: int = 1):
     names = onnx_files(card, which)
     if names is None:
         raise DevolensError(f"this model ships no ONNX {which} graph (its card has no onnx.{which})")
+    made_from = card["onnx"].get("weights_sha256")
+    if which == "int8" and made_from and card.get("weights_sha256") and made_from != card["weights_sha256"]:
+        # (new weights shipped without the graph made again: it would run the old network)
+        raise DevolensError("this model's ONNX int8 graph was made from other weights than its card's (onnx."
+                            "weights_sha256); run scripts/zoo_onnx.py again, or use the torch backend", path=folder)
     folder = Path(folder)
     graph_file, tensors_file = (folder / n for n in names)
     try:
