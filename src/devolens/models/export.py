@@ -1126,8 +1126,10 @@ def engine_card(card: dict) -> dict:
     inf["precision"] = ("fp32 (precision='fp32', --precision fp32) gives these maps; the default on CPUs is int8 "
                         "where the card has int8 scales and the CPU VNNI/AMX, else bf16 where the CPU runs it fast, "
                         "else fp32; on GPUs bf16 autocast where native (Ampere and newer), else fp32; the onnx backend "
-                        "fp32, or onnxruntime's int8 where the model ships its graph (card onnx; "
-                        "devolens.models.quantize.resolve_precision): int8 and bf16 maps differ slightly from fp32's (metrics_setting and int8 say what that does to the results)")
+                        + ("onnxruntime's int8 graph (card onnx) at precision int8, or auto on Linux x86 CPUs with "
+                           "VNNI/AMX or AVX2, else fp32" if _onnx_files(card) else "always fp32")
+                        + " (devolens.models.quantize.resolve_precision): int8 and bf16 maps differ slightly from fp32's "
+                        "(metrics_setting and int8 say what that does to the results)")
     channels = arch.get("decoder_channels")
     if (arch.get("arch") == "unet" and str(arch.get("encoder", "")).startswith("resnet")
             and isinstance(channels, list) and 1 <= depth <= 5):
