@@ -45,6 +45,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_segment import _video  # noqa: E402  (the benchmark movie, rendered once under runs/zoo/)
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from zoo_onnx import calibration_reader  # noqa: E402  (onnxruntime's reader over calibration frames)
+
 
 def _import_time(module: str, runs: int) -> float:
     """Best wall time of ``import module`` in a fresh interpreter, minus an empty interpreter's start."""
@@ -164,7 +167,7 @@ def main() -> None:
     import imageio.v3 as iio
     import onnxruntime as ort
     import torch
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from devolens.models import load
@@ -203,17 +206,9 @@ def main() -> None:
                           dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}}, dynamo=False)
         quant_pre_process(f32, pre)
 
-        class Frames(CalibrationDataReader):
-            def __init__(self):
-                self.it = iter(calib)
-
-            def get_next(self):
-                a = next(self.it, None)
-                return None if a is None else {"x": a}
-
         sessions = {"fp32": ort.InferenceSession(f32, opts, providers=["CPUExecutionProvider"])}
         for fmt in (QuantFormat.QDQ, QuantFormat.QOperator):
-            quantize_static(pre, q8, Frames(), quant_format=fmt, per_channel=True, reduce_range=True,
+            quantize_static(pre, q8, calibration_reader(calib), quant_format=fmt, per_channel=True, reduce_range=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
             sessions[f"int8 {fmt.name}"] = ort.InferenceSession(q8, opts, providers=["CPUExecutionProvider"])
             if fmt == QuantFormat.QDQ:

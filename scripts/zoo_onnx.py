@@ -62,6 +62,22 @@ def externalise(model, keep_inline: int) -> tuple[object, dict[str, np.ndarray]]
     return model, out
 
 
+def calibration_reader(arrays: list[np.ndarray]):
+    """An onnxruntime ``CalibrationDataReader`` over ``arrays``, each the input ``x`` of one pass (also
+    benchmarks/bench_onnx_int8.py's)."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Frames(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(arrays)
+
+        def get_next(self):
+            x = next(self.it, None)
+            return None if x is None else {"x": x}
+
+    return Frames()
+
+
 def shapes_from_quantized(model) -> int:
     """Rewire every ``Shape`` node that reads a dequantized tensor to read the quantized one (the same shape): the
     decoder's sizes are read off feature maps, and onnxruntime otherwise dequantized (and transposed out of its NHWC
@@ -105,8 +121,7 @@ def main() -> None:
     import onnx
     import onnxruntime as ort
     import torch
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
     from safetensors.numpy import load_file, save_file
     from zoo_int8 import calibration_frames
@@ -143,16 +158,8 @@ def main() -> None:
                           input_names=["x"], output_names=["y"], opset_version=17, dynamo=False,
                           dynamic_axes={**axes, "y": {0: "n", 2: "h", 3: "w"}})
         quant_pre_process(f32, pre)
-
-        class Frames(CalibrationDataReader):
-            def __init__(self):
-                self.it = iter(calibration)
-
-            def get_next(self):
-                x = next(self.it, None)
-                return None if x is None else {"x": x}
-
-        quantize_static(pre, q8, Frames(), quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
+        quantize_static(pre, q8, calibration_reader(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
+                        reduce_range=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax)
         quantized = onnx.load(q8)

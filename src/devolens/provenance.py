@@ -34,26 +34,24 @@ def version_keys() -> dict:
     return {"devolens": v, "devolens_version": v}
 
 
-def torch_version() -> Optional[str]:
-    """The installed PyTorch's version (None without one: the onnx backend alone)."""
+def _installed_version(package: str) -> Optional[str]:
+    """The installed ``package``'s version, None without one."""
     from importlib.metadata import PackageNotFoundError, version as dist_version
 
     try:
-        return dist_version("torch")
+        return dist_version(package)
     except PackageNotFoundError:
         return None
+
+
+def torch_version() -> Optional[str]:
+    """The installed PyTorch's version (None without one: the onnx backend alone)."""
+    return _installed_version("torch")
 
 
 def onnxruntime_version(backend: Optional[str]) -> Optional[str]:
     """The installed onnxruntime's version where ``backend`` is ``"onnx"`` (it ran the network), else None."""
-    from importlib.metadata import PackageNotFoundError, version as dist_version
-
-    if backend != "onnx":
-        return None
-    try:
-        return dist_version("onnxruntime")
-    except PackageNotFoundError:
-        return None
+    return _installed_version("onnxruntime") if backend == "onnx" else None
 
 
 def command_line(default: str) -> str:
@@ -246,7 +244,8 @@ _MODEL_SHA_CACHE: dict[tuple, str] = {}
 def model_files(name_or_folder: str | Path) -> tuple[Path, list[Path]]:
     """The model folder and the files a model's results depend on, sorted by name: a shipped or exported model's
     ``card.json`` (preprocessing, int8 activation scales, the diameter bounds, post-processing) and every
-    ``.safetensors`` and ``.onnx`` beside it (the weights, the size models of ``--diameter auto``, the ONNX graphs); a training run's ``best.json``
+    ``.safetensors`` and ``.onnx`` beside it (the weights, the size models of ``--diameter auto``, the ONNX graphs); a
+    training run's ``best.json``
     and ``best.safetensors`` (its card and weights; the resume checkpoint left out); a ``.safetensors`` file given
     as the model (``segment livedead --model RUN/best.safetensors``) and the ``.json`` config beside it.
 

@@ -179,7 +179,8 @@ def list_models(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print the listing as one JSON document: per model its name, "
                                  "task, summary, weights (file, bytes, sha256), model_sha256 (as the outputs' records "
-                                 "compute it: the card and every .safetensors and .onnx), int8, headline metrics (metric, words, "
+                                 "compute it: the card and every .safetensors and .onnx), int8, headline metrics "
+                                 "(metric, words, "
                                  "value, how, target: the project's target and whether the value meets it, or null; "
                                  "text), the setting they were measured in and the input the model takes "
                                  "(an object: the card's input, its words alone as {\"text\": ...})."),

@@ -1486,7 +1486,8 @@ def _segment_record(kind: str, input_path: Path, model: str, frames: int, object
     camera's photo: the outputs follow the turned image, as a photo viewer shows it; napari and scikit-image show the
     file unturned), each ``frame``, ``file`` and ``exif_orientation`` (2-8), which a note names;
     ``torch``: PyTorch's version (installed; the onnx backend's int8 graph runs without importing it);
-    ``onnxruntime``: its version where the onnx backend ran the network, else None; ``notes``: the notes the command prints after its summary line (their words,
+    ``onnxruntime``: its version where the onnx backend ran the network, else None; ``notes``: the notes the command
+    prints after its summary line (their words,
     without ``note:``)."""
     return record_text({**record_header(f"devolens segment {kind}", input_path, model),
                         "devolens": version(), "kind": kind, "frames": frames, "objects": objects, **summary,

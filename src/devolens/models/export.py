@@ -1128,8 +1128,8 @@ def engine_card(card: dict) -> dict:
                         "else fp32; on GPUs bf16 autocast where native (Ampere and newer), else fp32; the onnx backend "
                         + ("onnxruntime's int8 graph (card onnx) at precision int8, or auto on Linux x86 CPUs with "
                            "VNNI/AMX or AVX2, else fp32" if _onnx_files(card) else "always fp32")
-                        + " (devolens.models.quantize.resolve_precision): int8 and bf16 maps differ slightly from fp32's "
-                        "(metrics_setting and int8 say what that does to the results)")
+                        + " (devolens.models.quantize.resolve_precision): int8 and bf16 maps differ slightly from "
+                        "fp32's (metrics_setting and int8 say what that does to the results)")
     channels = arch.get("decoder_channels")
     if (arch.get("arch") == "unet" and str(arch.get("encoder", "")).startswith("resnet")
             and isinstance(channels, list) and 1 <= depth <= 5):
@@ -1227,7 +1227,8 @@ def weights_md(card: dict) -> list[str]:
     files = card.get("files_sha256") if isinstance(card.get("files_sha256"), dict) else {}
     lines = ["## Weights", "", f"`weights.safetensors`, sha256 `{card['weights_sha256']}` (`sha256sum "
              "weights.safetensors` checks a copy)", ""]
-    graphs = {n: h for n, h in files.items() if n in _onnx_files(card)}
+    onnx_files = _onnx_files(card)
+    graphs = {n: h for n, h in files.items() if n in onnx_files}
     sizes = {n: h for n, h in files.items() if n not in graphs}
     for said, group in (("The size models beside it:", sizes), ("Its ONNX graphs and their tensors (onnxruntime, "
                                                                   "`backend=\"onnx\"`):", graphs)):

@@ -305,6 +305,7 @@ class ImageNetwork:
             raise DevolensError(f"tta must be 1, 2 or 4 views, got {tta}")
         # a zoo model's shipped ONNX graphs (model folder, card): onnxruntime's int8 network and the float encoder
         self.onnx_graphs = onnx_graphs
+        self._encoder_graph = bool(onnx_graphs) and onnx_files(onnx_graphs[1], "encoder") is not None
         self.precision = resolve_precision(self._model, precision, int8_params, fast=self.fast, device=self.device,
                                            multiple=self.multiple, backend=self.backend, onnx_int8=shipped_int8)
         if self._model is None:  # onnxruntime's int8 graph, and no torch network
@@ -496,9 +497,7 @@ class ImageNetwork:
     def onnx_encoder(self) -> bool:
         """True when the size model's features come from the model's shipped float encoder in onnxruntime: the onnx
         backend, and a model that ships that graph (card ``onnx.encoder``)."""
-        from devolens.predict._ort import onnx_files
-
-        return self.backend == "onnx" and bool(self.onnx_graphs) and onnx_files(self.onnx_graphs[1], "encoder") is not None
+        return self.backend == "onnx" and self._encoder_graph
 
     def encoder_features(self, x: np.ndarray) -> list[np.ndarray]:
         """The encoder's two deepest stages for a prepared ``(1, C, H, W)`` float32 batch (sides multiples of

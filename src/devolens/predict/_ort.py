@@ -9,8 +9,9 @@ A zoo model may ship ONNX graphs beside its weights (card ``onnx``, written by `
   (``--diameter auto``) under that backend.
 
 The graph files hold the structure only: every tensor of 128 bytes or more is an external reference (the card's
-``onnx.<graph>.external`` lists their names), filled at load time from the safetensors file the card names (the int8 graph's own ``onnx_int8.safetensors``; the encoder's
-``weights.safetensors``, the network's shipped fp16 weights, read as fp32). Tensors under 128 bytes (quantization
+``onnx.<graph>.external`` lists their names), filled at load time from the safetensors file the card names (the
+int8 graph's own ``onnx_int8.safetensors``; the encoder's ``weights.safetensors``, the network's shipped fp16
+weights, read as fp32). Tensors under 128 bytes (quantization
 scales and zero points of single tensors, shape constants that onnxruntime's shape inference must read) stay inline.
 Nothing here imports torch: ``import onnxruntime`` takes about 0.3 s where ``import torch`` takes about 4 s (an
 AVX2-only CPU, fifty-third session).
@@ -53,13 +54,6 @@ def threads() -> int:
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def ort_missing() -> bool:
-    """True when onnxruntime cannot be imported here (the shipped graphs need onnxruntime only, not onnx)."""
-    import importlib.util
-
-    return importlib.util.find_spec("onnxruntime") is None
-
-
 def onnx_files(card: dict, which: str) -> tuple[str, str] | None:
     """``(graph file, tensors file)`` of the card's ``onnx.<which>`` entry (plain names inside the model folder), or
     None when the card ships no such graph."""
@@ -85,7 +79,7 @@ def session(folder: str | Path, card: dict, which: str, threads: int = 1):
         If the card ships no such graph, a file is missing or does not match the graph (one line).
     """
     import onnxruntime as ort
-    from safetensors.numpy import load_file
+    from safetensors import safe_open
 
     names = onnx_files(card, which)
     if names is None:
@@ -99,18 +93,19 @@ def session(folder: str | Path, card: dict, which: str, threads: int = 1):
     graph_file, tensors_file = (folder / n for n in names)
     try:
         graph = graph_file.read_bytes()
-        tensors = load_file(tensors_file)
         wanted = card["onnx"][which].get("external")
         if not (isinstance(wanted, list) and all(isinstance(n, str) for n in wanted)):
             raise DevolensError(f"the card's onnx.{which} lists no external tensors; run scripts/zoo_onnx.py again",
                                 path=folder)
-        missing = [n for n in wanted if n not in tensors]
-        if missing:
-            raise DevolensError(f"{tensors_file.name} lacks {len(missing)} of the tensors of {graph_file.name} "
-                                f"(first: {missing[0]}); run scripts/zoo_onnx.py again", path=folder)
+        with safe_open(tensors_file, framework="numpy") as tensors:  # only the graph's (the encoder's of the weights)
+            missing = [n for n in wanted if n not in tensors.keys()]
+            if missing:
+                raise DevolensError(f"{tensors_file.name} lacks {len(missing)} of the tensors of {graph_file.name} "
+                                    f"(first: {missing[0]}); run scripts/zoo_onnx.py again", path=folder)
+            arrays = [tensors.get_tensor(n) for n in wanted]
         # the graphs compute in fp32: fp16 tensors (the shipped weights) are read as fp32, as torch loads them
-        values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(
-            tensors[n].astype(np.float32) if tensors[n].dtype == np.float16 else tensors[n])) for n in wanted]
+        values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a.astype(np.float32) if a.dtype == np.float16
+                                                                        else a)) for a in arrays]
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(1, int(threads))
         options.inter_op_num_threads = 1
